@@ -1,0 +1,312 @@
+"""The `mnist-tiny` command line: parse, call the Python API, render. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(
+    name="mnist-tiny",
+    help="Train, inspect and serve tiny convolutional networks for handwritten digits (MNIST).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"mnist-tiny {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = debug
+
+
+def command(fn):
+    """Run a command so that a user error is one red line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .render import error
+
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            if _state["debug"]:
+                raise
+            error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as e:  # an unexpected failure: still one line unless --debug
+            if _state["debug"]:
+                raise
+            error(f"{type(e).__name__}: {e} (run `mnist-tiny --debug ...` for the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _parse_set(items: list[str]) -> dict[str, str]:
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set rotate=15", 2)
+        values[key.strip().replace("-", "_")] = value
+    return values
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@app.command()
+@command
+def train(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture (see `mnist-tiny models`)."),
+    epochs: Optional[int] = typer.Option(None, help="Number of epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    optimizer: Optional[str] = typer.Option(None, help="sgd or adamw."),
+    scheduler: Optional[str] = typer.Option(None, help="onecycle, cosine or constant."),
+    weight_decay: Optional[float] = typer.Option(None, help="Weight decay (not applied to BN and biases)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (data order, augmentation, init, val split)."),
+    seeds: Optional[str] = typer.Option(None, help="Train once per seed, e.g. 1,2,3,4,5, and print mean ± std."),
+    val_size: Optional[int] = typer.Option(None, help="Training images held out for validation."),
+    subset: Optional[int] = typer.Option(None, help="Train on the first N training images (smoke runs)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<timestamp>)."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
+    config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
+    set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run whose last.pt this is."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON (no progress display)."),
+) -> None:
+    """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
+    from . import render
+    from .settings import Settings, resolve_settings
+    from .train import TrainingInterrupted, train as run_training
+
+    flags = {**_parse_set(set_), "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+             "optimizer": optimizer, "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed,
+             "val_size": val_size, "subset": subset, "data_dir": data_dir, "out": out, "device": device}
+    settings = resolve_settings(flags, config)
+    if resume is not None:
+        settings = _resume_settings(resume, settings, flags)
+    seed_list = _parse_seeds(seeds) if seeds else None
+    quiet = json_out
+    stdout = render.console if not quiet else render.err_console
+
+    def one_run(s: Settings) -> dict[str, Any]:
+        reporter = None if quiet else render.reporter_for(stdout)
+        try:
+            return run_training(s, reporter, resume)
+        except TrainingInterrupted as e:
+            if reporter:
+                reporter.close()
+            again = f"mnist-tiny train --resume {e.checkpoint}"
+            render.error(f"interrupted; saved {e.checkpoint}. Continue with: {again}")
+            raise typer.Exit(130 if e.signum == 2 else 143) from None
+        finally:
+            if reporter:
+                reporter.close()
+
+    if seed_list is None:
+        summary = one_run(settings)
+        if json_out:
+            _print_json(summary)
+        else:
+            render.train_summary(summary)
+        return
+
+    base = settings.out or Path("runs") / f"{settings.model}-seeds-{'-'.join(map(str, seed_list))}"
+    summaries = []
+    for seed_value in seed_list:
+        s = settings.model_copy(update={"seed": seed_value, "out": Path(base) / f"seed-{seed_value}"})
+        summaries.append(one_run(s))
+        if not quiet:
+            render.train_summary(summaries[-1])
+    if json_out:
+        _print_json({"runs": summaries, "stats": render.sweep_stats(summaries)})
+    else:
+        render.sweep_table(summaries)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: expected a comma-separated list of integers, e.g. 1,2,3", 2) from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: expected distinct non-negative integers, e.g. 1,2,3", 2)
+    return seeds
+
+
+def _resume_settings(resume: Path, current, flags: dict[str, Any]):
+    """A resumed run keeps its recorded settings; only where the data lives and what runs it may change."""
+    from .checkpoint import read_checkpoint
+    from .settings import Settings
+
+    saved = read_checkpoint(resume).get("settings") or {}
+    changeable = {"data_dir", "device", "threads", "download", "mirror"}
+    conflicting = [k for k, v in flags.items() if v is not None and k not in changeable and k in saved
+                   and str(saved[k]) != str(v)]
+    if conflicting:
+        raise UserError(f"--resume {resume}: cannot change {', '.join(conflicting)} of a run in progress", 2)
+    try:
+        return Settings.model_validate({**saved, **{k: getattr(current, k) for k in changeable}})
+    except Exception as e:
+        raise UserError(f"checkpoint {resume}: recorded settings are invalid ({e})", 2) from None
+
+
+@app.command()
+@command
+def models(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the registered architectures, their size, and the shipped weights' test accuracy."""
+    from .registry import model_rows
+
+    rows = model_rows()
+    if json_out:
+        _print_json(rows)
+    else:
+        from .render import models_table
+
+        models_table(rows)
+
+
+def _load(checkpoint: Optional[Path], model: Optional[str]):
+    """The model to use: a checkpoint file, else the shipped weights of --model (default DEFAULT_MODEL)."""
+    from .checkpoint import load_checkpoint
+    from .registry import DEFAULT_MODEL, get_spec
+
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint)
+        if model is not None and model != loaded.name:
+            raise UserError(f"--model {model} disagrees with checkpoint {checkpoint}, which holds {loaded.name!r}", 2)
+        return loaded
+    spec = get_spec(model or DEFAULT_MODEL)
+    if not spec.has_weights:
+        raise UserError(f"model {spec.name!r} has no shipped weights; pass --checkpoint PATH from `mnist-tiny train`", 2)
+    return load_checkpoint(spec.weights_path)
+
+
+@app.command("eval")
+@command
+def eval_(
+    checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Use this model's shipped weights."),
+    split: str = typer.Option("test", help="test, val or train (val/train: the split the checkpoint was trained on)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
+    config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
+    report: Optional[Path] = typer.Option(None, help="Write confusion.png, errors.png and metrics.json here."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix of a model on MNIST."""
+    from .evaluate_run import run_eval
+
+    if split not in ("test", "val", "train"):
+        raise UserError(f"--split {split!r}: expected test, val or train", 2)
+    loaded = _load(checkpoint, model)
+    from .settings import resolve_settings
+
+    settings = resolve_settings({"data_dir": data_dir, "device": device, "model": loaded.name}, config)
+    result = run_eval(loaded, settings, split, report)
+    if json_out:
+        _print_json(result)
+    else:
+        from .render import eval_report
+
+        eval_report(result)
+
+
+@app.command()
+@command
+def params(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (default: the default model)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Summarise the model inside this checkpoint."),
+    max_params: Optional[int] = typer.Option(None, help="Fail (exit 1) if the model has more parameters."),
+    require: Optional[str] = typer.Option(None, help="Fail unless the model has all of: bn,dropout,gap,fc."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Per-layer table: output shape, parameters, MACs and receptive field, with course-rule checks."""
+    from .registry import DEFAULT_MODEL, get_model
+    from .summary import check_rules, summarize
+
+    if checkpoint is not None:
+        loaded = _load(checkpoint, model)
+        name, net = loaded.name, loaded.model
+    else:
+        name = model or DEFAULT_MODEL
+        net = get_model(name)
+    summary = summarize(net, name)
+    broken = check_rules(summary, max_params, require)
+    if json_out:
+        _print_json({**summary, "violations": broken} if (max_params or require) else summary)
+    else:
+        from .render import params_table
+
+        params_table(summary, broken)
+    if broken:
+        if json_out:
+            from .render import error
+
+            error("; ".join(broken))
+        raise typer.Exit(1)
+
+
+app.command("summarize", help="Alias of `params`.")(params)
+
+
+@app.command()
+@command
+def predict(
+    images: List[Path] = typer.Argument(..., help="Image files or directories of images.", show_default=False),
+    checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Use this model's shipped weights."),
+    top_k: int = typer.Option(3, "--top-k", min=1, max=10, help="How many candidates to show."),
+    show: bool = typer.Option(False, "--show", help="Also draw the 28×28 image the model saw."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """Read the digit in each image (PNG, JPEG, BMP, GIF, WebP…, any size, dark-on-light or light-on-dark)."""
+    from .predict import predict_files
+
+    loaded = _load(checkpoint, model)
+    results = predict_files(loaded.model, images, top_k=top_k, keep_inputs=show and not json_out)
+    if json_out:
+        _print_json(results)
+    else:
+        from .render import predict_table
+
+        predict_table(results, loaded.name, show)
+    failed = [r for r in results if "error" in r]
+    if failed:
+        from .render import error
+
+        for r in failed:
+            error(f"{r['path']}: {r['error']}")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

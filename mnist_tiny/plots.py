@@ -1,0 +1,129 @@
+"""PNG pictures drawn with Pillow (already a dependency for `predict`): training curves and a confusion heat-map.
+
+Pillow instead of matplotlib keeps the install small and `import` fast; these plots need lines, boxes and text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+TRAIN, VAL, GRID, INK = (31, 119, 180), (214, 39, 40), (225, 225, 225), (40, 40, 40)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
+           series: Sequence[tuple[str, Sequence[float], tuple[int, int, int]]], percent: bool) -> None:
+    left, top, right, bottom = box
+    values = [v for _, ys, _ in series for v in ys]
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = (hi - lo) * 0.08
+    lo, hi = lo - pad, hi + pad
+    n = max(len(ys) for _, ys, _ in series)
+    font, small = _font(15), _font(12)
+    draw.text((left, top - 24), title, fill=INK, font=font)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = left + (right - left) * (i / max(1, n - 1))
+        return x, bottom - (bottom - top) * (v - lo) / (hi - lo)
+
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        y = xy(0, v)[1]
+        draw.line([(left, y), (right, y)], fill=GRID)
+        draw.text((left - 58, y - 7), f"{100 * v:.2f}%" if percent else f"{v:.3f}", fill=INK, font=small)
+    for i in range(n):
+        x = xy(i, lo)[0]
+        if n <= 20 or i % max(1, n // 10) == 0:
+            draw.text((x - 4, bottom + 6), str(i + 1), fill=INK, font=small)
+    draw.rectangle(box, outline=INK)
+    for k, (label, ys, colour) in enumerate(series):
+        points = [xy(i, v) for i, v in enumerate(ys)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for x, y in points:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        draw.line([(right - 110, top + 14 + 18 * k), (right - 90, top + 14 + 18 * k)], fill=colour, width=3)
+        draw.text((right - 84, top + 7 + 18 * k), label, fill=INK, font=small)
+
+
+def training_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Loss and accuracy per epoch, train (augmented batches) vs validation, side by side."""
+    if not history:
+        return
+    image = Image.new("RGB", (1100, 440), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((20, 10), title, fill=INK, font=_font(18))
+    col = lambda key: [row[key] for row in history]  # noqa: E731
+    _panel(draw, (90, 80, 520, 390), "loss", [("train", col("train_loss"), TRAIN), ("val", col("val_loss"), VAL)], False)
+    _panel(draw, (640, 80, 1070, 390), "accuracy",
+           [("train", col("train_acc"), TRAIN), ("val", col("val_acc"), VAL)], True)
+    draw.text((520, 415), "epoch", fill=INK, font=_font(13))
+    image.save(path)
+
+
+def confusion_heatmap(confusion: list[list[int]], path: Path, title: str = "") -> None:
+    """10×10 heat-map; off-diagonal cells are scaled to the largest error so the mistakes stand out."""
+    cell, margin = 52, 80
+    size = margin + 10 * cell + 20
+    image = Image.new("RGB", (size, size + 30), "white")
+    draw = ImageDraw.Draw(image)
+    font, small = _font(16), _font(13)
+    draw.text((20, 10), title, fill=INK, font=font)
+    worst = max([confusion[i][j] for i in range(10) for j in range(10) if i != j] + [1])
+    for i in range(10):
+        draw.text((margin - 24, margin + i * cell + cell // 2 - 8), str(i), fill=INK, font=font)
+        draw.text((margin + i * cell + cell // 2 - 4, margin - 26), str(i), fill=INK, font=font)
+        for j in range(10):
+            v = confusion[i][j]
+            if i == j:
+                colour = (220, 235, 250)
+            else:
+                t = v / worst
+                colour = (255, int(255 - 200 * t), int(255 - 220 * t))
+            x, y = margin + j * cell, margin + i * cell
+            draw.rectangle([x, y, x + cell, y + cell], fill=colour, outline=GRID)
+            if v:
+                draw.text((x + 6, y + cell // 2 - 7), str(v), fill=INK, font=small)
+    draw.text((margin, size), "rows: true digit · columns: predicted digit", fill=INK, font=small)
+    image.save(path)
+
+
+def error_grid(images, misclassified: list[dict[str, int]], path: Path, title: str = "", limit: int = 100) -> None:
+    """The misclassified digits in a grid (torchvision's make_grid), each captioned true -> predicted."""
+    import torch
+    from torchvision.utils import make_grid
+
+    shown = misclassified[:limit]
+    columns, scale, caption = 10, 3, 16
+    cell = 28 * scale + 4
+    if shown:
+        batch = images[torch.tensor([m["index"] for m in shown])].unsqueeze(1).float().div(255)
+        batch = torch.nn.functional.interpolate(batch, scale_factor=scale, mode="nearest")
+        grid = make_grid(batch, nrow=columns, padding=4, pad_value=0.25)
+        picture = Image.fromarray((grid[0] * 255).byte().numpy(), mode="L").convert("RGB")
+    else:
+        picture = Image.new("RGB", (columns * cell + 4, cell + 4), (64, 64, 64))
+    rows = max(1, (len(shown) + columns - 1) // columns)
+    canvas = Image.new("RGB", (picture.width, 40 + rows * (cell + caption) + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((6, 10), title + ("" if len(misclassified) <= limit else f" · first {limit} shown"), fill=INK, font=_font(15))
+    font = _font(14)
+    for k, m in enumerate(shown):
+        r, c = divmod(k, columns)
+        tile = picture.crop((c * cell, r * cell, c * cell + cell + 4, r * cell + cell + 4))
+        canvas.paste(tile, (c * cell, 40 + r * (cell + caption)))
+        draw.text((c * cell + 8, 40 + r * (cell + caption) + cell + 2), f"{m['true']} -> {m['predicted']}", fill=VAL, font=font)
+    if not shown:
+        draw.text((10, 60), "no errors", fill=INK, font=font)
+    canvas.save(path)

@@ -1,0 +1,254 @@
+"""All terminal output lives here: Rich for people, plain lines when stdout is not a terminal.
+
+Everything else in the package returns plain data; these functions only draw it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+
+
+def settings_table(settings: dict[str, Any], title: str = "settings") -> Table:
+    table = Table(title=title, show_header=False, box=None, padding=(0, 1), title_justify="left")
+    for key, value in settings.items():
+        table.add_row(f"[dim]{key}[/]", str(value))
+    return table
+
+
+class RichReporter:
+    """Per-epoch progress bar (batches, live loss, images/s, ETA) above a table that grows a row per epoch."""
+
+    def __init__(self, out: Console = console):
+        self.console = out
+        self.table = Table(title="training", title_justify="left")
+        for name in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"):
+            self.table.add_column(name, justify="right")
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[ips]:,.0f} img/s"),
+                                 TimeRemainingColumn(), console=out)
+        self.live: Live | None = None
+        self.task = None
+
+    def start(self, info: dict[str, Any]) -> None:
+        self.console.print(settings_table(info["settings"], "resolved settings"))
+        resumed = f" · resumed at {info['resumed_at']}" if info["resumed_at"] else ""
+        self.console.print(f"[bold]{info['model']}[/] · {info['params']:,} params · {info['device']} · "
+                           f"train {info['train']:,} / val {info['val']:,} / test {info['test']:,} images · "
+                           f"run dir {info['out']}{resumed}")
+        self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
+        self.live.start()
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task("", total=batches, completed=done, epoch=f"{epoch}/{epochs}", loss=0.0, ips=0.0)
+
+    def batch(self, done: int, loss: float, images_per_s: float) -> None:
+        self.progress.update(self.task, completed=done, loss=loss, ips=images_per_s)
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.table.add_row(str(row["epoch"]), f"{row['train_loss']:.4f}", pct(row["train_acc"]),
+                           f"{row['val_loss']:.4f}", pct(row["val_acc"]), f"{row['lr']:.4f}", f"{row['seconds']:.1f}")
+
+    def close(self) -> None:
+        if self.live:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+                self.task = None
+            self.live.stop()
+            self.live = None
+
+
+class PlainReporter:
+    """For logs and pipes: one plain line per epoch, no control characters."""
+
+    def __init__(self, out: Console = console):
+        self.console = out
+
+    def start(self, info: dict[str, Any]) -> None:
+        settings = " ".join(f"{k}={v}" for k, v in info["settings"].items())
+        self.console.print(f"settings: {settings}", highlight=False, soft_wrap=True)
+        resumed = f", resumed at {info['resumed_at']}" if info["resumed_at"] else ""
+        self.console.print(f"{info['model']}: {info['params']:,} params on {info['device']}, train {info['train']}"
+                           f" / val {info['val']} / test {info['test']}, run dir {info['out']}{resumed}",
+                           highlight=False, soft_wrap=True)
+        self.started = time.perf_counter()
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        self.epochs = epochs
+
+    def batch(self, done: int, loss: float, images_per_s: float) -> None:
+        self.ips = images_per_s
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.console.print(
+            f"epoch {row['epoch']}/{self.epochs}  train loss {row['train_loss']:.4f} acc {pct(row['train_acc'])}  "
+            f"val loss {row['val_loss']:.4f} acc {pct(row['val_acc'])}  lr {row['lr']:.4f}  "
+            f"{row['seconds']:.1f}s  {self.ips:,.0f} img/s", highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        pass
+
+
+def reporter_for(out: Console = console):
+    return RichReporter(out) if out.is_terminal else PlainReporter(out)
+
+
+def train_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"result · {summary['model']} ({summary['params']:,} params)", title_justify="left")
+    for name in ("checkpoint", "epoch", "val acc", "test acc"):
+        table.add_column(name, justify="right")
+    history = summary["history"]
+    table.add_row("best (by val acc)", str(summary["best_epoch"]), pct(summary["best_val_acc"]),
+                  pct(summary["best_test_acc"]))
+    table.add_row("last", str(history[-1]["epoch"]), pct(summary["last_val_acc"]), pct(summary["last_test_acc"]))
+    console.print(table)
+    console.print(f"trained {summary['train_seconds']:.1f}s · wrote best.pt, last.pt, metrics.jsonl, settings.json, "
+                  f"summary.json, curves.png to {summary['out']}", highlight=False, soft_wrap=True)
+
+
+def sweep_table(summaries: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{summaries[0]['model']} · {len(summaries)} seeds", title_justify="left")
+    for name in ("seed", "best epoch", "best val acc", "test acc (best)", "test acc (last)", "train s"):
+        table.add_column(name, justify="right")
+    for s in summaries:
+        table.add_row(str(s["seed"]), str(s["best_epoch"]), pct(s["best_val_acc"]), pct(s["best_test_acc"]),
+                      pct(s["last_test_acc"]), f"{s['train_seconds']:.0f}")
+    stats = sweep_stats(summaries)
+    table.add_section()
+    table.add_row("mean ± std", "", _pm(stats["best_val_acc"]), _pm(stats["best_test_acc"]), _pm(stats["last_test_acc"]),
+                  f"{stats['train_seconds']['mean']:.0f}")
+    table.add_row("worst", "", "", pct(stats["best_test_acc"]["min"]), pct(stats["last_test_acc"]["min"]), "")
+    console.print(table)
+
+
+def _pm(stat: dict[str, float]) -> str:
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}%"
+
+
+def sweep_stats(summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    result = {}
+    for key in ("best_val_acc", "best_test_acc", "last_test_acc", "train_seconds"):
+        values = [s[key] for s in summaries]
+        result[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                       "min": min(values), "max": max(values)}
+    return result
+
+
+def models_table(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="models", title_justify="left")
+    table.add_column("name")
+    table.add_column("params", justify="right")
+    table.add_column("weights", justify="center")
+    table.add_column("test acc", justify="right")
+    table.add_column("description")
+    for row in rows:
+        name = f"[bold]{row['name']}[/]" + (" [dim](default)[/]" if row["default"] else "")
+        table.add_row(name, f"{row['params']:,}", "✓" if row["weights"] else "–", pct(row.get("test_acc")),
+                      row["description"])
+    console.print(table)
+
+
+def eval_report(result: dict[str, Any]) -> None:
+    console.print(f"[bold]{result['model']}[/] ({result['params']:,} params) · {result['checkpoint']} · "
+                  f"{result['split']} split, {result['n']:,} images")
+    console.print(f"accuracy [bold green]{pct(result['accuracy'])}[/] · loss {result['loss']:.4f} · "
+                  f"{result['errors']} errors")
+    per_class = Table(title="per class", title_justify="left")
+    for name in ("digit", "precision", "recall", "F1", "support"):
+        per_class.add_column(name, justify="right")
+    for row in result["per_class"]:
+        per_class.add_row(str(row["digit"]), pct(row["precision"]), pct(row["recall"]), pct(row["f1"]),
+                          f"{row['support']:,}")
+    confusion = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
+    confusion.add_column("")
+    for d in range(10):
+        confusion.add_column(str(d), justify="right")
+    errors = [v for i, row in enumerate(result["confusion"]) for j, v in enumerate(row) if i != j and v]
+    worst = max(errors, default=0)
+    for i, row in enumerate(result["confusion"]):
+        cells = []
+        for j, v in enumerate(row):
+            if i == j:
+                cells.append(f"[dim]{v}[/]")
+            elif v == 0:
+                cells.append("[dim]·[/]")
+            elif v >= max(2, worst / 2):
+                cells.append(f"[bold red]{v}[/]")
+            else:
+                cells.append(f"[yellow]{v}[/]")
+        confusion.add_row(f"[bold]{i}[/]", *cells)
+    console.print(per_class)
+    console.print(confusion)
+    if result.get("report"):
+        console.print(f"wrote confusion.png, errors.png, metrics.json to {result['report']}")
+
+
+def params_table(summary: dict[str, Any], broken: list[str]) -> None:
+    table = Table(title=f"{summary['model']} · layers for a 1×28×28 input", title_justify="left")
+    for name, justify in (("layer", "left"), ("type", "left"), ("output", "right"), ("params", "right"),
+                          ("MACs", "right"), ("RF", "right"), ("jump", "right")):
+        table.add_column(name, justify=justify)
+    for layer in summary["layers"]:
+        shape = "×".join(map(str, layer["output_shape"] or []))
+        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}" if layer["params"] else "[dim]·[/]",
+                      f"{layer['macs']:,}" if layer["macs"] else "[dim]·[/]", str(layer["rf"]["size"]),
+                      str(layer["rf"]["jump"]))
+    has = summary["has"]
+    flags = " ".join(f"{'[green]✓' if has[k] else '[red]✗'} {k}[/]" for k in ("batchnorm", "dropout", "gap", "fc"))
+    table.caption = (f"total {summary['total_params']:,} params ({summary['trainable_params']:,} trainable) · "
+                     f"{summary['macs']:,} MACs · receptive field {summary['receptive_field']} · {flags}")
+    table.caption_justify = "left"
+    console.print(table)
+    for problem in broken:
+        err_console.print(f"[bold red]rule broken:[/] {problem}", highlight=False)
+
+
+def _block_picture(image) -> str:
+    """28×28 in [0, 1] → 14 lines of upper-half blocks (two pixel rows per line, grey levels as colours)."""
+    lines = []
+    for r in range(0, 28, 2):
+        cells = []
+        for c in range(28):
+            top, bottom = int(255 * float(image[r, c])), int(255 * float(image[r + 1, c]))
+            cells.append(f"[rgb({top},{top},{top}) on rgb({bottom},{bottom},{bottom})]▀[/]")
+        lines.append("".join(cells))
+    return "\n".join(lines)
+
+
+def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None:
+    table = Table(title=f"predictions · {model}", title_justify="left", show_lines=show)
+    table.add_column("file")
+    table.add_column("digit", justify="center")
+    table.add_column("confidence", justify="right")
+    table.add_column("top-k")
+    if show:
+        table.add_column("model input (28×28)")
+    for r in results:
+        if "error" in r:
+            row = [r["path"], "[red]✗[/]", "", f"[red]{r['error']}[/]"]
+        else:
+            bars = "\n".join(f"{d} [cyan]{'█' * max(1, round(20 * p))}[/] {100 * p:5.1f}%" for d, p in r["top"])
+            row = [r["path"], f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars]
+        if show:
+            row.append(_block_picture(r["input"]) if "input" in r else "")
+        table.add_row(*row)
+    console.print(table)

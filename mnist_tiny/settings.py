@@ -1,0 +1,145 @@
+"""One settings object for every command.
+
+Precedence, lowest first: field defaults < the model's recipe (registry) < a TOML file (`--config`)
+< environment variables `MNIST_TINY_<FIELD>` < command-line flags. Every invalid value, whatever its source,
+becomes one `UserError` that names the field and where the value came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+from .registry import DEFAULT_MODEL
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "MNIST_TINY_"
+
+
+def default_data_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "mnist-tiny"
+
+
+class Settings(BaseModel):
+    """Everything a run depends on. Saved in the run directory and in every checkpoint."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    model: str = Field(DEFAULT_MODEL, description="registry name of the architecture")
+    epochs: int = Field(15, gt=0, le=10_000)
+    batch_size: int = Field(128, gt=0, le=65_536)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(0.05, gt=0, le=10, description="peak learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0, lt=1)
+    scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    warmup: float = Field(0.2, ge=0, lt=1, description="fraction of steps spent warming up (onecycle)")
+    label_smoothing: float = Field(0.05, ge=0, lt=1)
+    ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights; 0 = off")
+    rotate: float = Field(10.0, ge=0, le=180, description="augmentation: max rotation, degrees")
+    translate: float = Field(0.1, ge=0, le=0.5, description="augmentation: max shift, fraction of the image")
+    scale: float = Field(0.1, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
+    val_size: int = Field(5000, ge=0, lt=60_000, description="training images held out for validation")
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice)")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    download: bool = Field(True, description="download MNIST into data_dir when it is missing")
+    mirror: Optional[str] = Field(None, description="base URL to download MNIST's .gz files from")
+    out: Optional[Path] = Field(None, description="run directory (default: runs/<model>-<timestamp>)")
+    subset: Optional[int] = Field(None, gt=0, description="train on the first N training images")
+    eval_batch_size: int = Field(2000, gt=0)
+
+
+FIELDS = tuple(Settings.model_fields)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise UserError(f"config file {path}: no such file", 2) from None
+    except OSError as e:
+        raise UserError(f"config file {path}: cannot read ({e.strerror})", 2) from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"config file {path}: invalid TOML ({e})", 2) from None
+    # Allow both a flat file and one with a [train] table.
+    data = {**{k: v for k, v in data.items() if k != "train"}, **data.get("train", {})}
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _read_env(environ: dict[str, str]) -> dict[str, Any]:
+    values = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name in FIELDS:
+            values[name] = None if value == "" and name in ("out", "subset", "mirror", "threads") else value
+        else:
+            close = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+            print(f"warning: ignoring unknown environment variable {key}{hint}", file=sys.stderr)
+    return values
+
+
+def resolve_settings(
+    flags: dict[str, Any] | None = None,
+    config: Path | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Merge all sources (see module docstring) and validate once; errors name the field and its source."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if config is not None:
+        layers.append((f"config file {config}", _read_toml(config)))
+    layers.append(("environment", _read_env(dict(os.environ if environ is None else environ))))
+    layers.append(("command line", {k: v for k, v in (flags or {}).items() if v is not None}))
+
+    merged: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name, values in layers:
+        merged.update(values)
+        source.update({k: name for k in values})
+
+    # The model's recipe sits between the defaults and everything the user said.
+    from .registry import get_spec  # noqa: E402
+
+    model_name = merged.get("model", Settings.model_fields["model"].default)
+    recipe = get_spec(str(model_name)).recipe if isinstance(model_name, str) else {}
+    merged = {**recipe, **merged}
+
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as e:
+        raise UserError(_describe(e, source), 2) from None
+
+
+def _describe(error: ValidationError, source: dict[str, str]) -> str:
+    problems = []
+    for err in error.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(field, FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown setting {field!r}{hint} in {source.get(field, 'settings')}")
+            continue
+        where = source.get(field, "default")
+        if where == "environment":
+            where = f"{ENV_PREFIX}{field.upper()}"
+        elif where == "command line":
+            where = f"--{field.replace('_', '-')}"
+        problems.append(f"invalid setting {field!r} = {err.get('input')!r} (from {where}): {err['msg']}")
+    return "; ".join(problems)

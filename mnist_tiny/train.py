@@ -1,0 +1,262 @@
+"""The training loop: tensors in, metrics out.
+
+MNIST sits in memory as uint8; every batch is indexed, converted and augmented on the training device with
+tensor ops. The learning rate is a pure function of the step, so resuming needs only the step count. A stop
+request (SIGINT/SIGTERM) is honoured between batches: `last.pt` then records the exact position inside the
+epoch, and `--resume` replays the same data order, augmentation and dropout draws from there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .augment import random_affine, to_float
+from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
+from .data import load_mnist, train_val_split
+from .device import resolve_device
+from .errors import UserError
+from .evaluate import loss_and_accuracy
+from .registry import count_params, get_model
+from .settings import Settings
+
+
+class Reporter(Protocol):
+    def start(self, info: dict[str, Any]) -> None: ...
+    def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None: ...
+    def batch(self, done: int, loss: float, images_per_s: float) -> None: ...
+    def epoch_end(self, row: dict[str, Any]) -> None: ...
+
+
+class TrainingInterrupted(Exception):
+    def __init__(self, checkpoint: Path, signum: int):
+        super().__init__(f"interrupted by signal {signum}; state saved to {checkpoint}")
+        self.checkpoint, self.signum = checkpoint, signum
+
+
+def lr_at(step: int, total: int, s: Settings) -> float:
+    """OneCycle: linear warm-up to `lr` over `warmup` of the steps, then cosine down to ~0; or plain cosine/constant."""
+    if s.scheduler == "constant":
+        return s.lr
+    progress = step / max(1, total)
+    if s.scheduler == "onecycle" and s.warmup > 0:
+        if progress < s.warmup:
+            return s.lr * (0.04 + 0.96 * progress / s.warmup)
+        progress = (progress - s.warmup) / (1 - s.warmup)
+    return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: torch.nn.Module, s: Settings) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm and biases: with a few thousand weights, decaying them costs accuracy.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0)
+    return torch.optim.AdamW(groups, lr=s.lr, betas=(s.momentum, 0.999))
+
+
+class EMA:
+    """Exponential moving average of the weights (BatchNorm statistics are copied, not averaged)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.model = decay, copy.deepcopy(model).eval()
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for avg, cur in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(cur, 1 - self.decay)
+        for avg, cur in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(cur)
+
+
+@contextmanager
+def stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only)."""
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: requested.append(signum))
+    try:
+        yield requested
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def default_out_dir(s: Settings) -> Path:
+    return Path("runs") / f"{s.model}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """A fresh run never writes into a directory that already holds a run (nothing of the user's is overwritten)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory", 2)
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"--out {out}: directory already holds files; choose a new one, or --resume {out / 'last.pt'}", 2)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = None) -> dict[str, Any]:
+    """Train `s.model` per the settings; return the run summary (also written to `<out>/summary.json`)."""
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    device = resolve_device(s.device)
+    state = read_checkpoint(resume) if resume else None
+    if state is not None and "resume" not in state:
+        raise UserError(f"checkpoint {resume}: holds no training state to resume from (use a run's last.pt)", 2)
+    out = Path(resume).parent if resume else prepare_out_dir(Path(s.out) if s.out else default_out_dir(s))
+    if state is None:
+        (out / "settings.json").write_text(s.model_dump_json(indent=2) + "\n")
+
+    splits = load_mnist(s.data_dir, s.download, s.mirror)
+    train_split, val_split = train_val_split(splits["train"], s.val_size, s.seed, s.subset)
+    test_split = splits["test"]
+    # Whole dataset on the device once: batches are index operations, never Python loops over images.
+    train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
+
+    torch.manual_seed(s.seed)
+    model = get_model(s.model).to(device)
+    optimizer = make_optimizer(model, s)
+    ema = EMA(model, s.ema) if s.ema > 0 else None
+    order_rng = torch.Generator().manual_seed(s.seed)
+    aug_rng = torch.Generator(device=device).manual_seed(s.seed + 1)
+    n = len(train_split)
+    batches_per_epoch = math.ceil(n / s.batch_size)
+    total_steps = s.epochs * batches_per_epoch
+
+    history: list[dict[str, Any]] = []
+    start_epoch, start_batch, best = 0, 0, {"val_acc": -1.0, "epoch": 0}
+    running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    if state is not None:
+        r = state["resume"]
+        model.load_state_dict(state["train_state_dict"])
+        optimizer.load_state_dict(r["optimizer"])
+        if ema is not None:
+            ema.model.load_state_dict(r["ema"])
+        order_rng.set_state(r["epoch_order_rng"])
+        aug_rng.set_state(r["aug_rng"])
+        torch.set_rng_state(r["torch_rng"])
+        if device.type == "cuda" and r.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(r["cuda_rng"])
+        start_epoch, start_batch, history, best, running = r["epoch"], r["batch"], r["history"], r["best"], r["running"]
+
+    eval_model = ema.model if ema else model
+    info = {"model": s.model, "params": count_params(model), "device": str(device), "train": n,
+            "val": len(val_split), "test": len(test_split), "batches": batches_per_epoch, "out": str(out),
+            "resumed_at": f"epoch {start_epoch + 1}, batch {start_batch}" if state is not None else None,
+            "settings": s.model_dump(mode="json")}
+    if reporter:
+        reporter.start(info)
+
+    def checkpoint(kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor) -> dict[str, Any]:
+        ckpt = {"format": FORMAT, "model": s.model, "state_dict": eval_model.state_dict(),
+                "settings": s.model_dump(mode="json"), "metrics": history[-1] if history else {},
+                "versions": versions(), "kind": kind}
+        if kind == "last":
+            ckpt["train_state_dict"] = model.state_dict()
+            ckpt["resume"] = {
+                "epoch": epoch, "batch": batch, "optimizer": optimizer.state_dict(),
+                "ema": ema.model.state_dict() if ema else None, "epoch_order_rng": epoch_rng,
+                "aug_rng": aug_rng.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                "history": history, "best": best, "running": running,
+            }
+        return ckpt
+
+    with stop_on_signals() as stop_requested:
+        for epoch in range(start_epoch, s.epochs):
+            epoch_rng = order_rng.get_state()
+            order = torch.randperm(n, generator=order_rng).to(device)
+            first = start_batch if epoch == start_epoch else 0
+            if first == 0:
+                running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+            if reporter:
+                reporter.epoch_start(epoch + 1, s.epochs, batches_per_epoch, first)
+            model.train()
+            tick = time.perf_counter()
+            for i, idx in enumerate(order.split(s.batch_size)):
+                if i < first:
+                    continue
+                step = epoch * batches_per_epoch + i
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total_steps, s)
+                x = random_affine(to_float(train_x[idx]), s.rotate, s.translate, s.scale, aug_rng)
+                y = train_y[idx]
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=s.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if ema:
+                    ema.update(model)
+                running["loss"] += loss.item() * len(y)
+                running["correct"] += int((logits.argmax(1) == y).sum())
+                running["seen"] += len(y)
+                if reporter:
+                    elapsed = running["seconds"] + time.perf_counter() - tick
+                    reporter.batch(i + 1, running["loss"] / running["seen"], running["seen"] / max(elapsed, 1e-9))
+                if stop_requested and i + 1 < batches_per_epoch:
+                    running["seconds"] += time.perf_counter() - tick
+                    path = out / "last.pt"
+                    save_atomic(checkpoint("last", epoch, i + 1, epoch_rng), path)
+                    raise TrainingInterrupted(path, stop_requested[0])
+            running["seconds"] += time.perf_counter() - tick
+
+            val_loss, val_acc = loss_and_accuracy(eval_model, val_split.images, val_split.labels, device,
+                                                  s.eval_batch_size)
+            row = {"epoch": epoch + 1, "train_loss": running["loss"] / running["seen"],
+                   "train_acc": running["correct"] / running["seen"], "val_loss": val_loss, "val_acc": val_acc,
+                   "lr": optimizer.param_groups[0]["lr"], "seconds": running["seconds"]}
+            history.append(row)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            # Checkpoints are picked on validation accuracy only; ties go to the later (longer-trained) epoch.
+            if len(val_split) == 0 or val_acc >= best["val_acc"]:
+                best = {"val_acc": val_acc, "epoch": epoch + 1}
+                save_atomic(checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
+            save_atomic(checkpoint("last", epoch + 1, 0, order_rng.get_state()), out / "last.pt")
+            if reporter:
+                reporter.epoch_end(row)
+            if stop_requested:
+                raise TrainingInterrupted(out / "last.pt", stop_requested[0])
+
+    summary = finish(out, s, test_split, device, history, best, count_params(model))
+    return summary
+
+
+def finish(out: Path, s: Settings, test_split, device, history, best, params: int) -> dict[str, Any]:
+    """Score the best and the last checkpoint on the test set (reported, never used to choose) and draw curves."""
+    from .checkpoint import load_checkpoint
+    from .plots import training_curves
+
+    results = {}
+    for kind in ("best", "last"):
+        model = load_checkpoint(out / f"{kind}.pt").model.to(device)
+        loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
+        results[kind] = {"test_loss": loss, "test_acc": acc}
+    summary = {
+        "model": s.model, "params": params, "epochs": s.epochs, "seed": s.seed, "out": str(out),
+        "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
+        "best_test_acc": results["best"]["test_acc"], "last_test_acc": results["last"]["test_acc"],
+        "last_val_acc": history[-1]["val_acc"], "train_seconds": sum(r["seconds"] for r in history),
+        "history": history,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    training_curves(history, out / "curves.png", title=f"{s.model} · seed {s.seed}")
+    return summary

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+import mnist_tiny
+from mnist_tiny.errors import UserError
+
+
+def test_reference_models_have_exact_parameter_counts():
+    assert mnist_tiny.count_params(mnist_tiny.get_model("s6-attention")) == 10_550
+    assert mnist_tiny.count_params(mnist_tiny.get_model("s6-compact")) == 6_926
+
+
+@pytest.mark.parametrize("name", mnist_tiny.list_models())
+def test_every_model_maps_pixels_to_ten_logits(name):
+    model = mnist_tiny.get_model(name).eval()
+    out = model(torch.rand(3, 1, 28, 28))
+    assert out.shape == (3, 10) and torch.isfinite(out).all()
+
+
+def test_default_model_is_registered():
+    assert mnist_tiny.DEFAULT_MODEL in mnist_tiny.list_models()
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(UserError) as e:
+        mnist_tiny.get_model("s6-compactt")
+    assert "did you mean 's6-compact'" in str(e.value) and "s6-attention" in str(e.value)
+
+
+def test_registering_a_model_is_one_decorator():
+    from torch import nn
+
+    from mnist_tiny.registry import _REGISTRY, register_model
+
+    @register_model("test-linear", "a test model", recipe={"epochs": 1})
+    def build():
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    try:
+        assert "test-linear" in mnist_tiny.list_models()
+        assert mnist_tiny.count_params(mnist_tiny.get_model("test-linear")) == 7850
+        assert mnist_tiny.resolve_settings({"model": "test-linear"}, environ={}).epochs == 1
+    finally:
+        del _REGISTRY["test-linear"]
