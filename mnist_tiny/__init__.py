@@ -19,7 +19,7 @@ _API = {
     "load_checkpoint": "checkpoint",
     "Settings": "settings",
     "resolve_settings": "settings",
-    "preprocess": "preprocess",
+    "preprocess": "images",
     "UserError": "errors",
 }
 
@@ -35,6 +35,6 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import load_checkpoint  # noqa: F401
     from .errors import UserError  # noqa: F401
-    from .preprocess import preprocess  # noqa: F401
+    from .images import preprocess  # noqa: F401
     from .registry import DEFAULT_MODEL, count_params, get_model, list_models, register_model  # noqa: F401
     from .settings import Settings, resolve_settings  # noqa: F401

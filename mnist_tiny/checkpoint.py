@@ -37,10 +37,17 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the user's usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -55,9 +62,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # not a pickle of objects at all (text, random bytes)
+            raise UserError(f"checkpoint {path}: not a readable PyTorch checkpoint (wrong format: {_short(e)})") from None
         # weights_only refuses any global it does not allow-list, so a code payload never runs.
-        lines = [ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln or "WeightsUnpickler" in ln]
-        detail = lines[0].split("error:", 1)[-1].strip()[:160] if lines else "unsupported object"
+        lines = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
+        detail = lines[0].split(" was not")[0].strip()[:160] if lines else "unsupported object"
         raise UserError(f"checkpoint {path}: refused to load: it holds objects other than tensors ({detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as e:
         raise UserError(f"checkpoint {path}: not a readable PyTorch checkpoint (truncated or wrong format: {_short(e)})") from None

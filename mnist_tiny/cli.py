@@ -308,5 +308,30 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command()
+@command
+def bench(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture (default: the default model)."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
+    images: int = typer.Option(25_600, min=1, help="Training images to time (one 'epoch' of the benchmark)."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also time the classic per-sample torchvision pipeline."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Training and inference images/s on this machine; with --baseline, the speed-up over the classic pipeline."""
+    from .bench import bench as run_bench
+    from .settings import resolve_settings
+
+    settings = resolve_settings({"model": model, "batch_size": batch_size, "data_dir": data_dir, "device": device})
+    result = run_bench(settings, images, baseline)
+    if json_out:
+        _print_json(result)
+    else:
+        from .render import bench_table
+
+        bench_table(result)
+
+
 def main() -> None:
     app()

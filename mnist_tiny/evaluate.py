@@ -22,7 +22,7 @@ def logits_for(model: torch.nn.Module, images: torch.Tensor, device: torch.devic
 
 def loss_and_accuracy(model, images, labels, device, batch_size: int = 2000) -> tuple[float, float]:
     logits = logits_for(model, images, device, batch_size)
-    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).double().mean().item()
 
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, classes: int = 10) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import torch
 
 from .errors import UserError
-from .preprocess import preprocess
+from .images import preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 

@@ -38,7 +38,7 @@ class Settings(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, description="registry name of the architecture")
     epochs: int = Field(15, gt=0, le=10_000)
-    batch_size: int = Field(128, gt=0, le=65_536)
+    batch_size: int = Field(64, gt=0, le=65_536)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = Field(0.05, gt=0, le=10, description="peak learning rate")
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -46,11 +46,11 @@ class Settings(BaseModel):
     weight_decay: float = Field(5e-4, ge=0, lt=1)
     scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
     warmup: float = Field(0.2, ge=0, lt=1, description="fraction of steps spent warming up (onecycle)")
-    label_smoothing: float = Field(0.05, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights; 0 = off")
-    rotate: float = Field(10.0, ge=0, le=180, description="augmentation: max rotation, degrees")
-    translate: float = Field(0.1, ge=0, le=0.5, description="augmentation: max shift, fraction of the image")
-    scale: float = Field(0.1, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
+    rotate: float = Field(7.0, ge=0, le=180, description="augmentation: max rotation, degrees")
+    translate: float = Field(0.06, ge=0, le=0.5, description="augmentation: max shift, fraction of the image")
+    scale: float = Field(0.06, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
     val_size: int = Field(5000, ge=0, lt=60_000, description="training images held out for validation")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -31,7 +31,7 @@ class ResidualBlock(nn.Module):
 @register_model(
     "s6-attention",
     "Reference: conv 8-12-16 with BN, 1×1 residual branch, squeeze-excitation, GAP, FC (10,550 params)",
-    recipe={"epochs": 15, "lr": 0.05},
+    recipe={"epochs": 15},
 )
 class S6Attention(nn.Module):
     def __init__(self):
@@ -60,7 +60,7 @@ def _conv_relu_bn_drop(cin: int, cout: int, padding: int) -> nn.Sequential:
 @register_model(
     "s6-compact",
     "Reference: conv 8-12 → 1×1 transition → 12-16 → 20, BN, Dropout2d, GAP, FC (6,926 params)",
-    recipe={"epochs": 15, "lr": 0.05},
+    recipe={"epochs": 15},
 )
 class S6Compact(nn.Module):
     def __init__(self):

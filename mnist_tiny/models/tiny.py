@@ -1,1 +1,127 @@
-"""Our own tiny models (the parameter frontier of issue 4) register here."""
+"""Our own tiny models: the parameter frontier.
+
+Shared design rules, each paid for in parameters:
+- Convolutions are followed by BatchNorm, so they carry no bias; ReLU after BN.
+- Spend channels at 28×28 only on what strokes need (edges, then stroke fragments), then halve the resolution
+  early: a 3×3 kernel at 14×14 or 5×5 costs the same parameters but sees 2–4× more of the digit.
+- A 1×1 "transition" after each pool squeezes channels before the next, more expensive 3×3 block.
+- True global average pooling over the last feature map (every position counts, unlike an AvgPool2d(3) on 5×5),
+  then one small linear layer to the 10 classes.
+- The receptive field must cover the 28×28 digit before the global pool; each docstring says where it does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..registry import register_model
+from .layers import Normalize
+
+
+def conv_bn(cin: int, cout: int, kernel: int = 3, padding: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=padding, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU())
+
+
+def separable(cin: int, cout: int, padding: int = 1) -> nn.Sequential:
+    """Depthwise 3×3 (9 weights per channel) then pointwise 1×1: ~1/8 of a full 3×3 conv's parameters."""
+    return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=padding, groups=cin, bias=False),
+                         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class GlobalAvgPool(nn.Module):
+    is_global_pool = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
+class Head(nn.Sequential):
+    def __init__(self, channels: int, dropout: float = 0.0):
+        layers = [GlobalAvgPool()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(channels, 10)]
+        super().__init__(*layers)
+
+
+@register_model(
+    "tiny-6k",
+    "Ours (default): 8-16 @28 → pool → 1×1 to 8 → 12-16 @12/10 → pool → 16 @5, true GAP, FC",
+    recipe={"epochs": 15},
+)
+def tiny_6k() -> nn.Module:
+    """6,570 parameters; receptive field 24 at the last 3×3 conv, and the GAP pools 5×5 positions spaced 4 apart,
+    so every output sees the whole 28×28 digit.
+
+    28×28: 1→8→16 (RF 5) · pool → 14×14 (RF 6) · 1×1 → 8 · valid 3×3 8→12 → 12×12 (RF 10), 12→16 → 10×10 (RF 14)
+    · pool → 5×5 (RF 16) · 3×3 16→16 → 5×5 (RF 24) · GAP · Linear 16→10.
+    """
+    return nn.Sequential(
+        Normalize(),
+        conv_bn(1, 8), conv_bn(8, 16), nn.MaxPool2d(2),
+        conv_bn(16, 8, kernel=1, padding=0),
+        conv_bn(8, 12, padding=0), conv_bn(12, 16, padding=0), nn.MaxPool2d(2),
+        conv_bn(16, 16),
+        Head(16),
+    )
+
+
+@register_model(
+    "tiny-4k",
+    "Ours (small): like tiny-6k with 12 channels at 28×28 and a separable last block",
+    recipe={"epochs": 15},
+)
+def tiny_4k() -> nn.Module:
+    """4,330 parameters; RF 24 at the last (separable) 3×3, whole digit after GAP.
+
+    28×28: 1→8→12 (RF 5) · pool · 1×1 → 8 · valid 3×3 8→12 (RF 10), 12→16 (RF 14) · pool → 5×5 (RF 16)
+    · depthwise 3×3 + 1×1 16→16 (RF 24) · GAP · Linear 16→10.
+    """
+    return nn.Sequential(
+        Normalize(),
+        conv_bn(1, 8), conv_bn(8, 12), nn.MaxPool2d(2),
+        conv_bn(12, 8, kernel=1, padding=0),
+        conv_bn(8, 12, padding=0), conv_bn(12, 16, padding=0), nn.MaxPool2d(2),
+        separable(16, 16),
+        Head(16),
+    )
+
+
+@register_model(
+    "tiny-2k",
+    "Ours (micro): one full 3×3 at 28×28, then depthwise-separable blocks, true GAP, FC",
+    recipe={"epochs": 15, "lr": 0.08, "weight_decay": 1e-4},
+)
+def tiny_2k() -> nn.Module:
+    """1,758 parameters; RF 3 → 5 → 6 (pool) → 10 → 14 → 16 (pool) → 24 at the last conv; GAP over 7×7 sees all.
+
+    28×28: 1→8 (RF 3), separable 8→12 (RF 5) · pool → 14×14 · separable 12→16 (RF 10), 16→16 (RF 14)
+    · pool → 7×7 · separable 16→20 (RF 24) · GAP · Linear 20→10.
+    """
+    return nn.Sequential(
+        Normalize(),
+        conv_bn(1, 8), separable(8, 12), nn.MaxPool2d(2),
+        separable(12, 16), separable(16, 16), nn.MaxPool2d(2),
+        separable(16, 20),
+        Head(20),
+    )
+
+
+@register_model(
+    "tiny-600",
+    "Ours (nano): 4-8-12 channels, separable convs, three poolings, GAP straight to the 10 logits",
+    recipe={"epochs": 20, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.0, "translate": 0.04, "scale": 0.04},
+)
+def tiny_600() -> nn.Module:
+    """558 parameters; RF 3 → 4 (pool) → 8 → 10 (pool) → 18 → 22 (pool) → 38: the whole digit before GAP.
+
+    28×28: 1→4 · pool → 14×14 · separable 4→8 · pool → 7×7 · separable 8→12 · pool → 4×4 · depthwise 3×3 and a
+    1×1 12→10 with bias, whose global average *is* the logits: no FC layer, which would cost 130 more parameters.
+    """
+    return nn.Sequential(
+        Normalize(),
+        conv_bn(1, 4), nn.MaxPool2d(2),
+        separable(4, 8), nn.MaxPool2d(2),
+        separable(8, 12), nn.MaxPool2d(2, ceil_mode=True),
+        nn.Conv2d(12, 12, 3, padding=1, groups=12, bias=False), nn.Conv2d(12, 10, 1),
+        GlobalAvgPool(),
+    )

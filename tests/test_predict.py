@@ -1,0 +1,100 @@
+"""`predict` on the images people have. Uses the default model's shipped weights, as a user would."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from imagegen import photo_like_scan
+from PIL import Image
+from typer.testing import CliRunner
+
+import mnist_tiny
+from mnist_tiny.cli import app
+
+N = 50
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    # 50 test digits the shipped model gets right on the raw tensors, so the files test the preprocessing alone.
+    model = mnist_tiny.get_model(mnist_tiny.DEFAULT_MODEL, pretrained=True).eval()
+    images, labels = mnist["test"].images[:400], mnist["test"].labels[:400]
+    with torch.no_grad():
+        right = model(images.float().unsqueeze(1) / 255).argmax(1) == labels
+    keep = right.nonzero().flatten()[:N]
+    return images[keep].numpy(), labels[keep].tolist()
+
+
+def _write(folder, digits, transform, suffix=".png", **save):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (image, label) in enumerate(zip(*digits)):
+        transform(image, rng).save(folder / f"{i:03d}_{label}{suffix}", **save)
+    return folder
+
+
+def _score(folder):
+    result = CliRunner().invoke(app, ["predict", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == N
+    return sum(row["digit"] == int(row["path"][-5]) for row in rows)
+
+
+def _inverted(a, rng):
+    return Image.fromarray(255 - a)
+
+
+def _big_canvas(a, rng):
+    canvas = np.zeros((300, 400), np.uint8)
+    digit = np.asarray(Image.fromarray(a).resize((112, 112), Image.BILINEAR))
+    canvas[150:262, 40:152] = digit  # off-centre, 4× the size
+    return Image.fromarray(canvas)
+
+
+def _rgb_dark_ink(a, rng):
+    grey = 255 - a.astype(np.float64)
+    rgb = np.stack([grey * 0.95, grey * 0.9, grey * 0.8], 2)
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
+
+
+def _rgba_transparent(a, rng):
+    rgba = np.zeros((28, 28, 4), np.uint8)
+    rgba[..., 3] = a  # black ink whose alpha is the stroke, on a transparent background
+    return Image.fromarray(rgba, "RGBA")
+
+
+@pytest.mark.parametrize("name, transform", [
+    ("plain", lambda a, rng: Image.fromarray(a)),
+    ("inverted", _inverted),
+    ("big-canvas-off-centre", _big_canvas),
+    ("rgb-dark-ink", _rgb_dark_ink),
+    ("rgba-transparent", _rgba_transparent),
+])
+def test_mnist_digits_saved_as_images_are_read_right(tmp_path, digits, name, transform):
+    assert _score(_write(tmp_path / name, digits, transform)) >= N - 1
+
+
+def test_photo_like_scans(tmp_path, digits):
+    folder = _write(tmp_path / "scans", digits, photo_like_scan, ".jpg", quality=70)
+    assert _score(folder) >= N - 2  # goal ≥97%: dark ink, tinted unevenly lit paper, large canvas, JPEG
+
+
+def test_table_output_show_and_top_k(tmp_path, digits):
+    path = tmp_path / "seven.png"
+    Image.fromarray(digits[0][0]).save(path)
+    result = CliRunner().invoke(app, ["predict", str(path), "--show", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert str(digits[1][0]) in result.stdout and "%" in result.stdout and "▀" in result.stdout
+    data = json.loads(CliRunner().invoke(app, ["predict", str(path), "--json", "--top-k", "4"]).stdout)
+    assert set(data[0]) == {"path", "digit", "confidence", "top"} and len(data[0]["top"]) == 4
+    assert abs(sum(p for _, p in data[0]["top"]) - 1) < 0.5 and data[0]["top"][0][1] == data[0]["confidence"]
+
+
+def test_preprocess_matches_mnist_on_mnist_digits(digits):
+    images = digits[0][:20]
+    processed = torch.stack([mnist_tiny.preprocess(a) for a in images])
+    assert processed.shape == (20, 1, 28, 28)
+    # MNIST digits are already 20×20-in-28×28 and centred: preprocessing changes them only a little.
+    assert (processed[:, 0] - torch.from_numpy(images).float() / 255).abs().mean() < 0.1

@@ -1,0 +1,31 @@
+"""Every shipped weight file meets the figure recorded with it, scored by an independent loop on raw test pixels."""
+
+import pytest
+import torch
+
+import mnist_tiny
+from mnist_tiny.checkpoint import read_checkpoint
+from mnist_tiny.registry import get_spec
+
+SHIPPED = [name for name in mnist_tiny.list_models() if get_spec(name).has_weights]
+
+
+def test_the_default_model_ships_weights():
+    assert mnist_tiny.DEFAULT_MODEL in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_meet_their_recorded_accuracy(name, mnist):
+    meta = read_checkpoint(get_spec(name).weights_path)["meta"]
+    for key in ("params", "macs", "test_acc", "val_acc", "epochs", "seed", "recipe", "command", "sweep"):
+        assert key in meta, key
+    model = mnist_tiny.get_model(name, pretrained=True).eval()
+    assert meta["params"] == sum(p.numel() for p in model.parameters())
+    images, labels = mnist["test"].images, mnist["test"].labels
+    with torch.no_grad():
+        x = images.unsqueeze(1).float() / 255  # N×1×28×28 in [0, 1], nothing else
+        correct = sum(int((model(x[i:i + 1000]).argmax(1) == labels[i:i + 1000]).sum()) for i in range(0, 10000, 1000))
+    assert correct / 10000 >= meta["test_acc"] - 0.0005
+    # the shipped run is one of the recorded sweep's runs (its figure is among theirs)
+    assert meta["seed"] in meta["sweep"]["seeds"]
+    assert min(abs(t - meta["test_acc"]) for t in meta["sweep"]["test_acc"]) < 1e-4
