@@ -114,6 +114,8 @@ def train(
     if resume is not None:
         settings = _resume_settings(resume, settings, flags)
     seed_list = _parse_seeds(seeds) if seeds else None
+    if seed_list and resume:
+        raise UserError("--seeds and --resume cannot be combined; resume each seed's run on its own", 2)
     quiet = json_out
     stdout = render.console if not quiet else render.err_console
 

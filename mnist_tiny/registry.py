@@ -101,6 +101,7 @@ def model_rows() -> list[dict[str, Any]]:
         rows.append({
             "name": name, "default": name == DEFAULT_MODEL, "params": count_params(spec.builder()),
             "weights": spec.has_weights, "test_acc": meta.get("test_acc"), "val_acc": meta.get("val_acc"),
+            "sweep": meta.get("sweep"), "command": meta.get("command"),
             "description": spec.description, "recipe": spec.recipe,
         })
     return rows

@@ -159,10 +159,13 @@ def models_table(rows: list[dict[str, Any]]) -> None:
     table.add_column("params", justify="right")
     table.add_column("weights", justify="center")
     table.add_column("test acc", justify="right")
+    table.add_column("seeds: mean ± std", justify="right")
     table.add_column("description")
     for row in rows:
         name = f"[bold]{row['name']}[/]" + (" [dim](default)[/]" if row["default"] else "")
-        table.add_row(name, f"{row['params']:,}", "✓" if row["weights"] else "–", pct(row.get("test_acc")),
+        sweep = row.get("sweep")
+        spread = f"{100 * sweep['mean']:.2f} ± {100 * sweep['std']:.2f}% ({len(sweep['seeds'])})" if sweep else "–"
+        table.add_row(name, f"{row['params']:,}", "✓" if row["weights"] else "–", pct(row.get("test_acc")), spread,
                       row["description"])
     console.print(table)
 

@@ -30,7 +30,7 @@ class ResidualBlock(nn.Module):
 
 @register_model(
     "s6-attention",
-    "Reference: conv 8-12-16 with BN, 1×1 residual branch, squeeze-excitation, GAP, FC (10,550 params)",
+    "Reference: conv 8-12-16 with BN, 1×1 residual branch, squeeze-excitation, GAP, FC",
     recipe={"epochs": 15},
 )
 class S6Attention(nn.Module):
@@ -59,7 +59,7 @@ def _conv_relu_bn_drop(cin: int, cout: int, padding: int) -> nn.Sequential:
 
 @register_model(
     "s6-compact",
-    "Reference: conv 8-12 → 1×1 transition → 12-16 → 20, BN, Dropout2d, GAP, FC (6,926 params)",
+    "Reference: conv 8-12 → 1×1 transition → 12-16 → 20, BN, Dropout2d, GAP, FC",
     recipe={"epochs": 15},
 )
 class S6Compact(nn.Module):

@@ -45,7 +45,7 @@ class Head(nn.Sequential):
 
 @register_model(
     "tiny-6k",
-    "Ours (default): 8-16 @28 → pool → 1×1 to 8 → 12-16 @12/10 → pool → 16 @5, true GAP, FC",
+    "Ours: 8-16 @28 → pool → 1×1 to 8 → 12-16 @12/10 → pool → 16 @5, true GAP, FC",
     recipe={"epochs": 15},
 )
 def tiny_6k() -> nn.Module:
@@ -67,7 +67,7 @@ def tiny_6k() -> nn.Module:
 
 @register_model(
     "tiny-4k",
-    "Ours (small): like tiny-6k with 12 channels at 28×28 and a separable last block",
+    "Ours, ≤5k: like tiny-6k with 12 channels at 28×28 and a separable last block",
     recipe={"epochs": 15},
 )
 def tiny_4k() -> nn.Module:
@@ -88,7 +88,7 @@ def tiny_4k() -> nn.Module:
 
 @register_model(
     "tiny-2k",
-    "Ours (micro): one full 3×3 at 28×28, then depthwise-separable blocks, true GAP, FC",
+    "Ours, ≤2k: one full 3×3 at 28×28, then depthwise-separable blocks, true GAP, FC",
     recipe={"epochs": 15, "lr": 0.08, "weight_decay": 1e-4},
 )
 def tiny_2k() -> nn.Module:
@@ -108,7 +108,7 @@ def tiny_2k() -> nn.Module:
 
 @register_model(
     "tiny-600",
-    "Ours (nano): 4-8-12 channels, separable convs, three poolings, GAP straight to the 10 logits",
+    "Ours, ≤600: 4-8-12 channels, separable convs, three poolings, GAP straight to the 10 logits",
     recipe={"epochs": 20, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.0, "translate": 0.04, "scale": 0.04},
 )
 def tiny_600() -> nn.Module:
