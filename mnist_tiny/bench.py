@@ -14,13 +14,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .augment import random_affine, to_float
 from .data import load_mnist
 from .device import resolve_device
 from .evaluate import logits_for
 from .registry import count_params, get_model
 from .settings import Settings
-from .train import make_optimizer
+from .train import make_optimizer, train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -39,11 +38,7 @@ def fast_pass(s: Settings, images: int, device: torch.device, train, test) -> di
     _sync(device)
     start = time.perf_counter()
     for idx in order.split(s.batch_size):
-        x = random_affine(to_float(x_all[idx]), s.rotate, s.translate, s.scale, rng)
-        loss = F.cross_entropy(model(x), y_all[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, x_all[idx], y_all[idx], s, rng)
     _sync(device)
     train_s = time.perf_counter() - start
     start = time.perf_counter()

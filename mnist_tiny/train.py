@@ -81,6 +81,18 @@ class EMA:
             avg.copy_(cur)
 
 
+def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: Settings,
+               aug_rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a uint8 batch: convert, augment on the device, forward, backward, update."""
+    x = random_affine(to_float(images), s.rotate, s.translate, s.scale, aug_rng)
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels, label_smoothing=s.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 @contextmanager
 def stop_on_signals():
     """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only)."""
@@ -196,13 +208,8 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
                 step = epoch * batches_per_epoch + i
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total_steps, s)
-                x = random_affine(to_float(train_x[idx]), s.rotate, s.translate, s.scale, aug_rng)
                 y = train_y[idx]
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=s.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, logits = train_step(model, optimizer, train_x[idx], y, s, aug_rng)
                 if ema:
                     ema.update(model)
                 running["loss"] += loss.item() * len(y)

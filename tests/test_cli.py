@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 SCRIPT = shutil.which("mnist-tiny", path=str(Path(sys.executable).parent)) or shutil.which("mnist-tiny")
 
