@@ -225,8 +225,14 @@ def params_table(summary: dict[str, Any], broken: list[str]) -> None:
         err_console.print(f"[bold red]rule broken:[/] {problem}", highlight=False)
 
 
-def _block_picture(image) -> str:
-    """28×28 in [0, 1] → 14 lines of upper-half blocks (two pixel rows per line, grey levels as colours)."""
+RAMP = " .:-=+*#%@"
+
+
+def digit_picture(image, color: bool) -> str:
+    """28×28 in [0, 1] → text: coloured upper-half blocks on a colour terminal (two pixel rows per line),
+    else an ASCII ramp two characters wide per pixel, so it reads in a log too."""
+    if not color:
+        return "\n".join("".join(RAMP[min(9, int(float(v) * 10))] * 2 for v in row) for row in image)
     lines = []
     for r in range(0, 28, 2):
         cells = []
@@ -238,38 +244,22 @@ def _block_picture(image) -> str:
 
 
 def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None:
-    table = Table(title=f"predictions · {model}", title_justify="left", show_lines=show)
+    table = Table(title=f"predictions · {model}", title_justify="left")
     table.add_column("file")
     table.add_column("digit", justify="center")
     table.add_column("confidence", justify="right")
     table.add_column("top-k")
-    if show:
-        table.add_column("model input (28×28)")
     for r in results:
         if "error" in r:
-            row = [r["path"], "[red]✗[/]", "", f"[red]{r['error']}[/]"]
+            table.add_row(r["path"], "[red]✗[/]", "", f"[red]{r['error']}[/]")
         else:
             bars = "\n".join(f"{d} [cyan]{'█' * max(1, round(20 * p))}[/] {100 * p:5.1f}%" for d, p in r["top"])
-            row = [r["path"], f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars]
-        if show:
-            row.append(_block_picture(r["input"]) if "input" in r else "")
-        table.add_row(*row)
+            table.add_row(r["path"], f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars)
     console.print(table)
-
-
-def bench_table(result: dict[str, Any]) -> None:
-    table = Table(title=f"bench · {result['model']} ({result['params']:,} params) · {result['device']}, "
-                        f"{result['threads']} threads · batch {result['batch_size']} · {result['images']:,} images",
-                  title_justify="left")
-    for name in ("pipeline", "train img/s", "eval img/s", "epoch s", "10k eval s"):
-        table.add_column(name, justify="right")
-    for key, label in (("fast", "mnist-tiny (tensors, batched aug)"), ("classic", "classic (PIL per sample, DataLoader)")):
-        if key in result:
-            r = result[key]
-            table.add_row(label, f"{r['train_images_per_s']:,.0f}", f"{r['eval_images_per_s']:,.0f}",
-                          f"{r['train_seconds']:.2f}", f"{r['eval_seconds']:.3f}")
-    console.print(table)
-    if "speedup" in result:
-        sp = result["speedup"]
-        console.print(f"speed-up: [bold]{sp['epoch_plus_eval']:.1f}×[/] for epoch + eval "
-                      f"(train {sp['train']:.1f}×, eval {sp['eval']:.1f}×)")
+    if show:
+        color = console.color_system is not None
+        for r in results:
+            if "input" in r:
+                console.print(f"\n[bold]{r['path']}[/] → {r['digit']} · the 28×28 the model saw:", highlight=False)
+                console.print(digit_picture(r["input"], color), highlight=False, markup=color, crop=False,
+                              soft_wrap=True)

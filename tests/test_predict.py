@@ -86,7 +86,8 @@ def test_table_output_show_and_top_k(tmp_path, digits):
     Image.fromarray(digits[0][0]).save(path)
     result = CliRunner().invoke(app, ["predict", str(path), "--show", "--top-k", "2"])
     assert result.exit_code == 0, result.output
-    assert str(digits[1][0]) in result.stdout and "%" in result.stdout and "▀" in result.stdout
+    assert str(digits[1][0]) in result.stdout and "%" in result.stdout
+    assert "the 28×28 the model saw" in result.stdout and "@@" in result.stdout
     data = json.loads(CliRunner().invoke(app, ["predict", str(path), "--json", "--top-k", "4"]).stdout)
     assert set(data[0]) == {"path", "digit", "confidence", "top"} and len(data[0]["top"]) == 4
     assert abs(sum(p for _, p in data[0]["top"]) - 1) < 0.5 and data[0]["top"][0][1] == data[0]["confidence"]
