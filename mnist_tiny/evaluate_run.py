@@ -23,8 +23,6 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     recorded = loaded.settings
     train, val = train_val_split(splits["train"], int(recorded.get("val_size", settings.val_size)),
                                  int(recorded.get("seed", settings.seed)))
-    if split == "val" and len(val) == 0:
-        raise UserError(f"checkpoint {loaded.path} was trained without a validation split (val_size 0)", 2)
     return val if split == "val" else train
 
 

@@ -51,7 +51,7 @@ class Settings(BaseModel):
     rotate: float = Field(7.0, ge=0, le=180, description="augmentation: max rotation, degrees")
     translate: float = Field(0.06, ge=0, le=0.5, description="augmentation: max shift, fraction of the image")
     scale: float = Field(0.06, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
-    val_size: int = Field(5000, ge=0, lt=60_000, description="training images held out for validation")
+    val_size: int = Field(5000, gt=0, lt=60_000, description="training images held out to pick checkpoints")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice)")

@@ -95,14 +95,20 @@ def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: 
 
 @contextmanager
 def stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only)."""
+    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only); a second one aborts."""
     requested: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield requested
         return
+
+    def handle(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        signal.signal(sig, lambda signum, frame: requested.append(signum))
+        signal.signal(sig, handle)
     try:
         yield requested
     finally:
@@ -234,7 +240,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             # Checkpoints are picked on validation accuracy only; ties go to the later (longer-trained) epoch.
-            if len(val_split) == 0 or val_acc >= best["val_acc"]:
+            if val_acc >= best["val_acc"]:
                 best = {"val_acc": val_acc, "epoch": epoch + 1}
                 save_atomic(checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
             save_atomic(checkpoint("last", epoch + 1, 0, order_rng.get_state()), out / "last.pt")
