@@ -263,3 +263,21 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
                 console.print(f"\n[bold]{r['path']}[/] → {r['digit']} · the 28×28 the model saw:", highlight=False)
                 console.print(digit_picture(r["input"], color), highlight=False, markup=color, crop=False,
                               soft_wrap=True)
+
+
+def bench_table(result: dict[str, Any]) -> None:
+    table = Table(title=f"bench · {result['model']} ({result['params']:,} params) · {result['device']}, "
+                        f"{result['threads']} threads · batch {result['batch_size']} · {result['images']:,} images",
+                  title_justify="left")
+    for name in ("pipeline", "train img/s", "eval img/s", "epoch s", "10k eval s"):
+        table.add_column(name, justify="right")
+    for key, label in (("fast", "mnist-tiny (tensors, batched aug)"), ("classic", "classic (PIL per sample, DataLoader)")):
+        if key in result:
+            r = result[key]
+            table.add_row(label, f"{r['train_images_per_s']:,.0f}", f"{r['eval_images_per_s']:,.0f}",
+                          f"{r['train_seconds']:.2f}", f"{r['eval_seconds']:.3f}")
+    console.print(table)
+    if "speedup" in result:
+        sp = result["speedup"]
+        console.print(f"speed-up: [bold]{sp['epoch_plus_eval']:.1f}×[/] for epoch + eval "
+                      f"(train {sp['train']:.1f}×, eval {sp['eval']:.1f}×)")

@@ -15,4 +15,4 @@ def test_bench_baseline_prints_both_pipelines_and_the_ratio(mnist):
                 / (data["fast"]["train_seconds"] + data["fast"]["eval_seconds"]))
     assert abs(data["speedup"]["epoch_plus_eval"] - expected) < 1e-9
     table = CliRunner().invoke(app, ["bench", "--images", "128"])
-    assert table.exit_code == 0 and "img/s" in table.stdout
+    assert table.exit_code == 0 and "img/s" in table.stdout, table.output
