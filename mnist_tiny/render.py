@@ -26,10 +26,20 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
 
 
-def settings_table(settings: dict[str, Any], title: str = "settings") -> Table:
+def settings_table(settings: dict[str, Any], title: str = "settings", columns: int = 3) -> Table:
+    """The resolved settings as a compact grid of `key value` pairs."""
     table = Table(title=title, show_header=False, box=None, padding=(0, 1), title_justify="left")
-    for key, value in settings.items():
-        table.add_row(f"[dim]{key}[/]", str(value))
+    for _ in range(columns):
+        table.add_column(style="dim")
+        table.add_column()
+    items = list(settings.items())
+    rows = (len(items) + columns - 1) // columns
+    for r in range(rows):
+        cells = []
+        for c in range(columns):
+            k = c * rows + r
+            cells += [items[k][0], str(items[k][1])] if k < len(items) else ["", ""]
+        table.add_row(*cells)
     return table
 
 
