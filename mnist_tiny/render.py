@@ -26,12 +26,13 @@ def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
 
 
-def settings_table(settings: dict[str, Any], title: str = "settings", columns: int = 3) -> Table:
-    """The resolved settings as a compact grid of `key value` pairs."""
+def settings_table(settings: dict[str, Any], title: str = "settings") -> Table:
+    """The resolved settings as a compact grid of `key value` pairs (three pairs a row on a wide terminal)."""
+    columns = 3 if console.width >= 120 else 2
     table = Table(title=title, show_header=False, box=None, padding=(0, 1), title_justify="left")
     for _ in range(columns):
-        table.add_column(style="dim")
-        table.add_column()
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(overflow="fold")
     items = list(settings.items())
     rows = (len(items) + columns - 1) // columns
     for r in range(rows):
