@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, require_nonempty_file
 
 FORMAT = "mnist-tiny/1"
 
@@ -52,13 +52,7 @@ def _umask() -> int:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load the raw dict safely; every way a file can be wrong becomes one UserError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"checkpoint {path}: no such file")
-    if path.is_dir():
-        raise UserError(f"checkpoint {path}: is a directory, not a checkpoint file")
-    if path.stat().st_size == 0:
-        raise UserError(f"checkpoint {path}: empty file")
+    path = require_nonempty_file(path, f"checkpoint {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from .errors import UserError, require_nonempty_file
 
 # Refuse images above this many pixels before decoding them (Pillow's decompression-bomb guard).
 MAX_PIXELS = 40_000_000
@@ -27,13 +27,7 @@ WORK_SIZE = 512
 
 def load_image(path: Path) -> np.ndarray:
     """Decode an image file to a 2-d float array in [0, 1] (dark = 0); every failure is a UserError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: empty file")
+    path = require_nonempty_file(path, str(path))
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
