@@ -110,12 +110,12 @@ def train(
     flags = {**_parse_set(set_), "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
              "optimizer": optimizer, "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed,
              "val_size": val_size, "subset": subset, "data_dir": data_dir, "out": out, "device": device}
-    settings = resolve_settings(flags, config)
-    if resume is not None:
-        settings = _resume_settings(resume, settings, flags)
     seed_list = _parse_seeds(seeds) if seeds else None
     if seed_list and resume:
         raise UserError("--seeds and --resume cannot be combined; resume each seed's run on its own", 2)
+    settings = resolve_settings(flags, config)
+    if resume is not None:
+        settings = _resume_settings(resume, settings, flags)
     quiet = json_out
     stdout = render.console if not quiet else render.err_console
 

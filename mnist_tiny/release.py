@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -56,7 +57,5 @@ if __name__ == "__main__":
     parser.add_argument("--command", required=True, help="the exact command that produced the sweep")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
-    import os
-
     data = args.data_dir or Path(os.environ.get("MNIST_TINY_DATA_DIR") or default_data_dir())
     release(args.sweep_dir, args.command, data)
