@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -20,6 +21,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _state = {"debug": False}
+
+
+def _is_main_process() -> bool:
+    """False in torchrun's ranks 1.. : they train silently and leave the talking to rank 0."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _version(value: bool) -> None:
@@ -43,7 +49,11 @@ def command(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .render import error
+        from . import render
+
+        def error(message: str) -> None:
+            if _is_main_process():
+                render.error(message)
 
         try:
             return fn(*args, **kwargs)
@@ -107,16 +117,19 @@ def train(
     from .settings import Settings, resolve_settings
     from .train import TrainingInterrupted, train as run_training
 
-    flags = {**_parse_set(set_), "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-             "optimizer": optimizer, "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed,
-             "val_size": val_size, "subset": subset, "data_dir": data_dir, "out": out, "device": device}
+    named = {"model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+             "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
+             "subset": subset, "data_dir": data_dir, "out": out, "device": device}
+    # A named flag left out must not hide the same key given with --set.
+    flags = {**_parse_set(set_), **{k: v for k, v in named.items() if v is not None}}
     seed_list = _parse_seeds(seeds) if seeds else None
     if seed_list and resume:
         raise UserError("--seeds and --resume cannot be combined; resume each seed's run on its own", 2)
     settings = resolve_settings(flags, config)
     if resume is not None:
         settings = _resume_settings(resume, settings, flags)
-    quiet = json_out
+    main_process = _is_main_process()
+    quiet = json_out or not main_process
     stdout = render.console if not quiet else render.err_console
 
     def one_run(s: Settings) -> dict[str, Any]:
@@ -126,8 +139,9 @@ def train(
         except TrainingInterrupted as e:
             if reporter:
                 reporter.close()
-            again = f"mnist-tiny train --resume {e.checkpoint}"
-            render.error(f"interrupted; saved {e.checkpoint}. Continue with: {again}")
+            if main_process:
+                again = f"mnist-tiny train --resume {e.checkpoint}"
+                render.error(f"interrupted; saved {e.checkpoint}. Continue with: {again}")
             raise typer.Exit(130 if e.signum == 2 else 143) from None
         finally:
             if reporter:
@@ -135,6 +149,8 @@ def train(
 
     if seed_list is None:
         summary = one_run(settings)
+        if not main_process:
+            return
         if json_out:
             _print_json(summary)
         else:
@@ -148,6 +164,8 @@ def train(
         summaries.append(one_run(s))
         if not quiet:
             render.train_summary(summaries[-1])
+    if not main_process:
+        return
     if json_out:
         _print_json({"runs": summaries, "stats": render.sweep_stats(summaries)})
     else:

@@ -61,7 +61,8 @@ class RichReporter:
     def start(self, info: dict[str, Any]) -> None:
         self.console.print(settings_table(info["settings"], "resolved settings"))
         resumed = f" · resumed at {info['resumed_at']}" if info["resumed_at"] else ""
-        self.console.print(f"[bold]{info['model']}[/] · {info['params']:,} params · {info['device']} · "
+        procs = f" × {info['processes']} processes" if info.get("processes", 1) > 1 else ""
+        self.console.print(f"[bold]{info['model']}[/] · {info['params']:,} params · {info['device']}{procs} · "
                            f"train {info['train']:,} / val {info['val']:,} / test {info['test']:,} images · "
                            f"run dir {info['out']}{resumed}")
         self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
@@ -98,7 +99,8 @@ class PlainReporter:
         settings = " ".join(f"{k}={v}" for k, v in info["settings"].items())
         self.console.print(f"settings: {settings}", highlight=False, soft_wrap=True)
         resumed = f", resumed at {info['resumed_at']}" if info["resumed_at"] else ""
-        self.console.print(f"{info['model']}: {info['params']:,} params on {info['device']}, train {info['train']}"
+        procs = f" x {info['processes']} processes" if info.get("processes", 1) > 1 else ""
+        self.console.print(f"{info['model']}: {info['params']:,} params on {info['device']}{procs}, train {info['train']}"
                            f" / val {info['val']} / test {info['test']}, run dir {info['out']}{resumed}",
                            highlight=False, soft_wrap=True)
         self.started = time.perf_counter()

@@ -4,6 +4,10 @@ MNIST sits in memory as uint8; every batch is indexed, converted and augmented o
 tensor ops. The learning rate is a pure function of the step, so resuming needs only the step count. A stop
 request (SIGINT/SIGTERM) is honoured between batches: `last.pt` then records the exact position inside the
 epoch, and `--resume` replays the same data order, augmentation and dropout draws from there.
+
+Under `torchrun` every process walks the same batch order and trains on its own rows of each batch
+(DistributedDataParallel averages the gradients); metrics are summed across processes and only rank 0 writes
+files or reports progress.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .augment import random_affine, to_float
 from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
 from .device import resolve_device
+from .distributed import any_, broadcast, gather, on_main, setup, sum_, world_from_env
 from .errors import UserError
 from .evaluate import loss_and_accuracy
 from .registry import count_params, get_model
@@ -82,9 +87,11 @@ class EMA:
 
 
 def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: Settings,
-               aug_rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on a uint8 batch: convert, augment on the device, forward, backward, update."""
-    x = random_affine(to_float(images), s.rotate, s.translate, s.scale, aug_rng)
+               aug_rng: torch.Generator, rows: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a uint8 batch: convert, augment on the device, forward, backward, update.
+
+    `rows=(start, batch)` marks `images` as a shard of a global batch (see `random_affine`)."""
+    x = random_affine(to_float(images), s.rotate, s.translate, s.scale, aug_rng, rows)
     logits = model(x)
     loss = F.cross_entropy(logits, labels, label_smoothing=s.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
@@ -95,16 +102,25 @@ def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: 
 
 @contextmanager
 def stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only); a second one aborts."""
+    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only).
+
+    A second signal aborts, unless it follows the first within a second: under torchrun a terminal's Ctrl-C
+    reaches each worker twice (from the terminal, and forwarded by the launcher), and the workers must still get
+    to save their state.
+    """
     requested: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield requested
         return
+    first_at: list[float] = []
 
     def handle(signum, frame):
         if requested:
-            raise KeyboardInterrupt
+            if time.monotonic() - first_at[0] > 1.0:
+                raise KeyboardInterrupt
+            return
         requested.append(signum)
+        first_at.append(time.monotonic())
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
@@ -134,29 +150,43 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     """Train `s.model` per the settings; return the run summary (also written to `<out>/summary.json`)."""
     if s.threads:
         torch.set_num_threads(s.threads)
-    device = resolve_device(s.device)
+    world = world_from_env()
+    device = setup(world, resolve_device(s.device))
     state = read_checkpoint(resume) if resume else None
     if state is not None and "resume" not in state:
         raise UserError(f"checkpoint {resume}: holds no training state to resume from (use a run's last.pt)", 2)
-    out = Path(resume).parent if resume else prepare_out_dir(Path(s.out) if s.out else default_out_dir(s))
-    if state is None:
-        (out / "settings.json").write_text(s.model_dump_json(indent=2) + "\n")
-
-    splits = load_mnist(s.data_dir, s.download, s.mirror)
+    # Rank 0 downloads if needed; the others read the files it left.
+    splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror)) or load_mnist(s.data_dir, False)
     train_split, val_split = train_val_split(splits["train"], s.val_size, s.seed, s.subset)
+    if resume:
+        out = Path(resume).parent
+    else:
+        def make_run_dir() -> Path:
+            path = prepare_out_dir(Path(s.out) if s.out else default_out_dir(s))
+            (path / "settings.json").write_text(s.model_dump_json(indent=2) + "\n")
+            return path
+        out = broadcast(world, on_main(world, make_run_dir))
     test_split = splits["test"]
     # Whole dataset on the device once: batches are index operations, never Python loops over images.
     train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
 
     torch.manual_seed(s.seed)
     model = get_model(s.model).to(device)
+    net = model
+    if world.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        torch.manual_seed(s.seed + 7919 * world.rank)  # same initial weights everywhere, different dropout masks
     optimizer = make_optimizer(model, s)
     ema = EMA(model, s.ema) if s.ema > 0 else None
+    # Identical in every process: all walk the same batch order and draw the same augmentation parameters.
     order_rng = torch.Generator().manual_seed(s.seed)
     aug_rng = torch.Generator(device=device).manual_seed(s.seed + 1)
     n = len(train_split)
     batches_per_epoch = math.ceil(n / s.batch_size)
     total_steps = s.epochs * batches_per_epoch
+    if world.enabled and min(s.batch_size, n - (batches_per_epoch - 1) * s.batch_size) < world.size:
+        raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
+                        f"{world.size} processes; choose another batch_size or subset", 2)
 
     history: list[dict[str, Any]] = []
     start_epoch, start_batch, best = 0, 0, {"val_acc": -1.0, "epoch": 0}
@@ -169,20 +199,30 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
             ema.model.load_state_dict(r["ema"])
         order_rng.set_state(r["epoch_order_rng"])
         aug_rng.set_state(r["aug_rng"])
-        torch.set_rng_state(r["torch_rng"])
-        if device.type == "cuda" and r.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(r["cuda_rng"])
+        per_rank = r.get("rng_per_rank") or [{"torch": r["torch_rng"], "cuda": r.get("cuda_rng")}]
+        if world.rank < len(per_rank):
+            torch.set_rng_state(per_rank[world.rank]["torch"])
+            if device.type == "cuda" and per_rank[world.rank]["cuda"] is not None:
+                torch.cuda.set_rng_state(per_rank[world.rank]["cuda"])
         start_epoch, start_batch, history, best, running = r["epoch"], r["batch"], r["history"], r["best"], r["running"]
+        if not world.is_main:  # rank 0 carries the epoch's totals so far; the sum at epoch end adds the rest
+            running = {**running, "loss": 0.0, "correct": 0, "seen": 0}
 
     eval_model = ema.model if ema else model
-    info = {"model": s.model, "params": count_params(model), "device": str(device), "train": n,
+    info = {"model": s.model, "params": count_params(model), "device": str(device), "processes": world.size, "train": n,
             "val": len(val_split), "test": len(test_split), "batches": batches_per_epoch, "out": str(out),
             "resumed_at": f"epoch {start_epoch + 1}, batch {start_batch}" if state is not None else None,
             "settings": s.model_dump(mode="json")}
+    if not world.is_main:
+        reporter = None
     if reporter:
         reporter.start(info)
 
-    def checkpoint(kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor) -> dict[str, Any]:
+    def rng_states() -> list[dict[str, Any]]:  # collective: every rank's dropout RNG, for an exact resume
+        return gather(world, {"torch": torch.get_rng_state(),
+                              "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None})
+
+    def checkpoint(kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None) -> dict[str, Any]:
         ckpt = {"format": FORMAT, "model": s.model, "state_dict": eval_model.state_dict(),
                 "settings": s.model_dump(mode="json"), "metrics": history[-1] if history else {},
                 "versions": versions(), "kind": kind}
@@ -193,6 +233,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
                 "ema": ema.model.state_dict() if ema else None, "epoch_order_rng": epoch_rng,
                 "aug_rng": aug_rng.get_state(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                "rng_per_rank": rngs if world.enabled else None,
                 "history": history, "best": best, "running": running,
             }
         return ckpt
@@ -214,8 +255,11 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
                 step = epoch * batches_per_epoch + i
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total_steps, s)
-                y = train_y[idx]
-                loss, logits = train_step(model, optimizer, train_x[idx], y, s, aug_rng)
+                start, stop = world.shard(len(idx))
+                mine = idx[start:stop]
+                y = train_y[mine]
+                loss, logits = train_step(net, optimizer, train_x[mine], y, s, aug_rng,
+                                          (start, len(idx)) if world.enabled else None)
                 if ema:
                     ema.update(model)
                 running["loss"] += loss.item() * len(y)
@@ -223,37 +267,46 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
                 running["seen"] += len(y)
                 if reporter:
                     elapsed = running["seconds"] + time.perf_counter() - tick
-                    reporter.batch(i + 1, running["loss"] / running["seen"], running["seen"] / max(elapsed, 1e-9))
-                if stop_requested and i + 1 < batches_per_epoch:
+                    reporter.batch(i + 1, running["loss"] / running["seen"],
+                                   world.size * running["seen"] / max(elapsed, 1e-9))
+                if any_(world, bool(stop_requested), device) and i + 1 < batches_per_epoch:
                     running["seconds"] += time.perf_counter() - tick
-                    path = out / "last.pt"
-                    save_atomic(checkpoint("last", epoch, i + 1, epoch_rng), path)
-                    raise TrainingInterrupted(path, stop_requested[0])
+                    running.update(zip(("loss", "correct", "seen"),
+                                       sum_(world, [running["loss"], running["correct"], running["seen"]], device)))
+                    path, rngs = out / "last.pt", rng_states()
+                    if world.is_main:
+                        save_atomic(checkpoint("last", epoch, i + 1, epoch_rng, rngs), path)
+                    raise TrainingInterrupted(path, stop_requested[0] if stop_requested else signal.SIGTERM)
             running["seconds"] += time.perf_counter() - tick
+            loss_sum, correct, seen = sum_(world, [running["loss"], running["correct"], running["seen"]], device)
 
-            val_loss, val_acc = loss_and_accuracy(eval_model, val_split.images, val_split.labels, device,
-                                                  s.eval_batch_size)
-            row = {"epoch": epoch + 1, "train_loss": running["loss"] / running["seen"],
-                   "train_acc": running["correct"] / running["seen"], "val_loss": val_loss, "val_acc": val_acc,
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": running["seconds"]}
-            history.append(row)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            # Checkpoints are picked on validation accuracy only; ties go to the later (longer-trained) epoch.
-            if val_acc >= best["val_acc"]:
-                best = {"val_acc": val_acc, "epoch": epoch + 1}
-                save_atomic(checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
-            save_atomic(checkpoint("last", epoch + 1, 0, order_rng.get_state()), out / "last.pt")
-            if reporter:
-                reporter.epoch_end(row)
-            if stop_requested:
-                raise TrainingInterrupted(out / "last.pt", stop_requested[0])
+            rngs = rng_states()
+            if world.is_main:
+                val_loss, val_acc = loss_and_accuracy(eval_model, val_split.images, val_split.labels, device,
+                                                      s.eval_batch_size)
+                row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                       "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
+                       "seconds": running["seconds"]}
+                history.append(row)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                # Checkpoints are picked on validation accuracy only; ties go to the later (longer-trained) epoch.
+                if val_acc >= best["val_acc"]:
+                    best = {"val_acc": val_acc, "epoch": epoch + 1}
+                    save_atomic(checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
+                save_atomic(checkpoint("last", epoch + 1, 0, order_rng.get_state(), rngs), out / "last.pt")
+                if reporter:
+                    reporter.epoch_end(row)
+            if any_(world, bool(stop_requested), device):
+                raise TrainingInterrupted(out / "last.pt", stop_requested[0] if stop_requested else signal.SIGTERM)
 
-    summary = finish(out, s, test_split, device, history, best, count_params(model))
-    return summary
+    summary = on_main(world, lambda: finish(out, s, test_split, device, history, best, count_params(model),
+                                            world.size))
+    return broadcast(world, summary)
 
 
-def finish(out: Path, s: Settings, test_split, device, history, best, params: int) -> dict[str, Any]:
+def finish(out: Path, s: Settings, test_split, device, history, best, params: int,
+           processes: int = 1) -> dict[str, Any]:
     """Score the best and the last checkpoint on the test set (reported, never used to choose) and draw curves."""
     from .checkpoint import load_checkpoint
     from .plots import training_curves
@@ -264,7 +317,8 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
         results[kind] = {"test_loss": loss, "test_acc": acc}
     summary = {
-        "model": s.model, "params": params, "epochs": s.epochs, "seed": s.seed, "out": str(out),
+        "model": s.model, "params": params, "epochs": s.epochs, "seed": s.seed, "processes": processes,
+        "out": str(out),
         "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
         "best_test_acc": results["best"]["test_acc"], "last_test_acc": results["last"]["test_acc"],
         "last_val_acc": history[-1]["val_acc"], "train_seconds": sum(r["seconds"] for r in history),

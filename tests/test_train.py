@@ -103,3 +103,12 @@ def test_interrupt_then_resume_reproduces_the_uninterrupted_run(tmp_path, mnist)
         assert a[key] == b[key], key
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     assert (tmp_path / "cut" / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_set_overrides_the_model_recipe(tmp_path, mnist):
+    """tiny-600's recipe says 20 epochs; `--set epochs=1` (or --epochs 1) must win over it."""
+    result = CliRunner().invoke(app, ["train", "--model", "tiny-600", "--set", "epochs=1", "--subset", "500",
+                                      "--val-size", "200", "--out", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 1 and len(summary["history"]) == 1

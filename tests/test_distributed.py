@@ -1,0 +1,81 @@
+"""`torchrun -m mnist_tiny train`: DistributedDataParallel on CPU (gloo) with two real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from typer.testing import CliRunner
+
+from mnist_tiny.augment import random_affine
+from mnist_tiny.checkpoint import read_checkpoint
+from mnist_tiny.cli import app
+from mnist_tiny.distributed import World
+
+RUN_FILES = {"best.pt", "last.pt", "metrics.jsonl", "settings.json", "summary.json", "curves.png"}
+
+
+def test_shards_split_each_batch_and_augmentation_does_not_depend_on_the_split():
+    for batch, size in [(64, 2), (10, 3), (7, 7), (100, 4)]:
+        bounds = [World(rank, size).shard(batch) for rank in range(size)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == batch
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert max(b - a for a, b in bounds) - min(b - a for a, b in bounds) <= 1
+
+    images = torch.rand(10, 1, 28, 28)
+    whole = random_affine(images, 7, 0.06, 0.06, torch.Generator().manual_seed(4))
+    parts = []
+    for rank in range(3):
+        start, stop = World(rank, 3).shard(10)
+        parts.append(random_affine(images[start:stop], 7, 0.06, 0.06, torch.Generator().manual_seed(4), (start, 10)))
+    torch.testing.assert_close(torch.cat(parts), whole)
+
+
+def _torchrun(*args):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            "-m", "mnist_tiny", *args]
+
+
+def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist):
+    """Ctrl-C a 2-process run inside epoch 2, resume it with torchrun, and match an uninterrupted 2-process run."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    recipe = ["--model", "s6-compact", "--epochs", "2", "--subset", "6000", "--val-size", "500", "--seed", "5",
+              "--batch-size", "100"]
+
+    # A terminal's Ctrl-C reaches the whole process group: launcher and workers.
+    process = subprocess.Popen(_torchrun("train", *recipe, "--out", str(tmp_path / "cut")), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.time() + 180
+    while not metrics.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert err.count("interrupted; saved") == 1, err  # rank 0 speaks, rank 1 stays quiet
+    state = read_checkpoint(tmp_path / "cut" / "last.pt")["resume"]
+    assert state["epoch"] == 1 and 0 < state["batch"], "the interrupt should land inside epoch 2"
+    assert len(state["rng_per_rank"]) == 2
+
+    resumed = subprocess.run(_torchrun("train", "--resume", str(tmp_path / "cut" / "last.pt"), "--json"),
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = subprocess.run(_torchrun("train", *recipe, "--out", str(tmp_path / "whole"), "--json"),
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)  # one JSON document: only rank 0 prints
+    assert b["processes"] == 2 and b["last_test_acc"] > 0.9
+    for key in ("best_val_acc", "best_test_acc", "last_test_acc", "best_epoch"):
+        assert a[key] == b[key], key
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+    # The same run directory as one process would write, written once.
+    single = CliRunner().invoke(app, ["train", *recipe, "--out", str(tmp_path / "single"), "--json"])
+    assert single.exit_code == 0, single.output
+    assert {p.name for p in (tmp_path / "whole").iterdir()} == RUN_FILES == {p.name for p in (tmp_path / "single").iterdir()}
+    assert metrics.read_text().count("\n") == 2 and (tmp_path / "whole" / "metrics.jsonl").read_text().count("\n") == 2
+    assert abs(json.loads(single.stdout)["last_test_acc"] - b["last_test_acc"]) < 0.03
