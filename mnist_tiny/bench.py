@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_mnist
-from .device import resolve_device
+from .device import prepare_model, resolve_device
 from .evaluate import logits_for
 from .registry import count_params, get_model
 from .settings import Settings
@@ -29,7 +29,7 @@ def _sync(device: torch.device) -> None:
 
 def fast_pass(s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
     torch.manual_seed(s.seed)
-    model = get_model(s.model).to(device)
+    model = prepare_model(get_model(s.model), device)
     optimizer = make_optimizer(model, s)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     rng = torch.Generator(device=device).manual_seed(s.seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .checkpoint import Checkpoint
 from .data import load_mnist, train_val_split
-from .device import resolve_device
+from .device import prepare_model, resolve_device
 from .errors import UserError
 from .evaluate import evaluate
 from .registry import count_params
@@ -29,7 +29,7 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
 def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report: Path | None = None) -> dict[str, Any]:
     device = resolve_device(settings.device)
     data = eval_split(loaded, settings, split)
-    result = evaluate(loaded.model.to(device), data.images, data.labels, device, settings.eval_batch_size)
+    result = evaluate(prepare_model(loaded.model, device), data.images, data.labels, device, settings.eval_batch_size)
     result = {"model": loaded.name, "params": count_params(loaded.model), "checkpoint": str(loaded.path),
               "split": split, **result}
     if report is not None:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .augment import random_affine, to_float
 from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
-from .device import resolve_device
+from .device import prepare_model, resolve_device
 from .distributed import any_, broadcast, gather, on_main, setup, sum_, world_from_env
 from .errors import UserError
 from .evaluate import loss_and_accuracy
@@ -171,7 +171,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
 
     torch.manual_seed(s.seed)
-    model = get_model(s.model).to(device)
+    model = prepare_model(get_model(s.model), device)
     net = model
     if world.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -313,7 +313,7 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
 
     results = {}
     for kind in ("best", "last"):
-        model = load_checkpoint(out / f"{kind}.pt").model.to(device)
+        model = prepare_model(load_checkpoint(out / f"{kind}.pt").model, device)
         loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
         results[kind] = {"test_loss": loss, "test_acc": acc}
     summary = {

@@ -42,3 +42,28 @@ def test_registering_a_model_is_one_decorator():
         assert mnist_tiny.resolve_settings({"model": "test-linear"}, environ={}).epochs == 1
     finally:
         del _REGISTRY["test-linear"]
+
+
+def test_s6_lean_computes_every_function_s6_compact_can_with_48_fewer_parameters():
+    """Fold a trained-looking s6-compact (random BN statistics, affine and biases) into s6-lean: same outputs."""
+    torch.manual_seed(0)
+    compact, lean = mnist_tiny.get_model("s6-compact").eval(), mnist_tiny.get_model("s6-lean").eval()
+    assert mnist_tiny.count_params(compact) - mnist_tiny.count_params(lean) == 48
+    with torch.no_grad():
+        for module in compact.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2)
+                module.weight.normal_()
+                module.bias.normal_()
+            elif isinstance(module, torch.nn.Conv2d):
+                module.bias.normal_()
+        state = {k: v.clone() for k, v in compact.state_dict().items()}
+        shift = state.pop("transition.1.bias")  # absorbed by the next valid conv's bias
+        state["block2.0.0.bias"] += state["block2.0.0.weight"].sum((2, 3)) @ shift
+        gamma, beta = state.pop("block3.1.2.weight"), state.pop("block3.1.2.bias")  # absorbed by the FC layer
+        state["fc.bias"] += state["fc.weight"] @ beta
+        state["fc.weight"] *= gamma
+        lean.load_state_dict(state)
+        x = torch.rand(16, 1, 28, 28)
+        torch.testing.assert_close(lean(x), compact(x), rtol=1e-4, atol=1e-4)

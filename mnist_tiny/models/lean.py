@@ -1,0 +1,30 @@
+"""`s6-lean`: the `s6-compact` reference with the 48 parameters that cannot change what it computes removed.
+
+A parameter is dead weight when the layer after it can absorb it exactly:
+- The 1×1 transition's bias (8): the next conv is a *valid* 3×3 with its own bias, so a constant added to each
+  input channel only shifts each output channel by a constant, which that bias already provides. (With zero
+  padding this would not hold: the constant would be missing at the border.)
+- The last BatchNorm's scale and shift (40): after it come only linear steps (dropout, which is the identity at
+  inference, the average pool and the FC layer), so `FC(γ·z + β)` is `FC'(z)` with `W' = W·diag(γ)` and
+  `b' = b + W·β`.
+Everything else (layer order conv → ReLU → BN → Dropout2d(0.05), widths, the AvgPool2d(3) on the 5×5 map) is the
+reference's. Inference computes the same family of functions with 6,878 instead of 6,926 parameters; training
+differs only in those few degrees of freedom.
+"""
+
+from torch import nn
+
+from ..registry import register_model
+from .reference import S6Compact
+
+
+@register_model(
+    "s6-lean",
+    "s6-compact minus 48 redundant parameters (transition bias, last BN affine): same functions, 6,878 params",
+    recipe={"epochs": 15},
+)
+class S6Lean(S6Compact):
+    def __init__(self):
+        super().__init__()
+        self.transition[1] = nn.Conv2d(12, 8, 1, bias=False)
+        self.block3[1][2] = nn.BatchNorm2d(20, affine=False)
