@@ -158,6 +158,11 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     # Rank 0 downloads if needed; the others read the files it left.
     splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror)) or load_mnist(s.data_dir, False)
     train_split, val_split = train_val_split(splits["train"], s.val_size, s.seed, s.subset)
+    n = len(train_split)
+    batches_per_epoch = math.ceil(n / s.batch_size)
+    if world.enabled and min(s.batch_size, n - (batches_per_epoch - 1) * s.batch_size) < world.size:
+        raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
+                        f"{world.size} processes; choose another batch_size or subset", 2)
     if resume:
         out = Path(resume).parent
     else:
@@ -181,12 +186,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     # Identical in every process: all walk the same batch order and draw the same augmentation parameters.
     order_rng = torch.Generator().manual_seed(s.seed)
     aug_rng = torch.Generator(device=device).manual_seed(s.seed + 1)
-    n = len(train_split)
-    batches_per_epoch = math.ceil(n / s.batch_size)
     total_steps = s.epochs * batches_per_epoch
-    if world.enabled and min(s.batch_size, n - (batches_per_epoch - 1) * s.batch_size) < world.size:
-        raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
-                        f"{world.size} processes; choose another batch_size or subset", 2)
 
     history: list[dict[str, Any]] = []
     start_epoch, start_batch, best = 0, 0, {"val_acc": -1.0, "epoch": 0}
