@@ -29,7 +29,7 @@ from .settings import default_data_dir
 from .summary import summarize
 
 
-def release(sweep_dir: Path, command: str, data_dir: Path, kind: str = "last") -> Path:
+def release(sweep_dir: Path, command: str, data_dir: Path, kind: str = "last", dest: Path | None = None) -> Path:
     files = sorted(Path(sweep_dir).glob("seed-*/summary.json")) or sorted(Path(sweep_dir).glob("summary.json"))
     summaries = [json.loads(p.read_text()) for p in files]
     if not summaries:
@@ -52,9 +52,10 @@ def release(sweep_dir: Path, command: str, data_dir: Path, kind: str = "last") -
     settings = {k: v for k, v in loaded.settings.items() if k not in ("data_dir", "out")}
     save_atomic({"format": FORMAT, "model": loaded.name, "state_dict": loaded.model.state_dict(),
                  "settings": settings, "metrics": loaded.metrics, "versions": versions(), "meta": meta},
-                spec.weights_path)
-    print(json.dumps({"shipped": str(spec.weights_path), **{k: v for k, v in meta.items() if k != "recipe"}}, indent=2))
-    return spec.weights_path
+                dest or spec.weights_path)
+    print(json.dumps({"shipped": str(dest or spec.weights_path), **{k: v for k, v in meta.items() if k != "recipe"}},
+                     indent=2))
+    return dest or spec.weights_path
 
 
 if __name__ == "__main__":

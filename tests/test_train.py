@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
@@ -112,3 +113,16 @@ def test_set_overrides_the_model_recipe(tmp_path, mnist):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 1 and len(summary["history"]) == 1
+
+
+def test_release_ships_the_last_epoch_with_its_measured_figures(trained_run, tmp_path):
+    from mnist_tiny.release import release
+
+    summary = json.loads((trained_run / "summary.json").read_text())
+    shipped = release(trained_run, "mnist-tiny train ...", Path(os.environ["MNIST_TINY_DATA_DIR"]),
+                      dest=tmp_path / "w.pt")
+    meta = read_checkpoint(shipped)["meta"]
+    assert meta["checkpoint"] == "last" and meta["epoch"] == summary["epochs"] == 2
+    assert abs(meta["test_acc"] - summary["last_test_acc"]) < 1e-4 and meta["val_acc"] == summary["last_val_acc"]
+    assert meta["sweep"]["seeds"] == [3] and meta["command"] == "mnist-tiny train ..."
+    assert load_checkpoint(shipped).name == "s6-compact"
