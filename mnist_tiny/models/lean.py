@@ -20,7 +20,7 @@ from .reference import S6Compact
 
 @register_model(
     "s6-lean",
-    "s6-compact minus 48 redundant parameters (transition bias, last BN affine): same functions, 6,878 params",
+    "Ours: s6-compact minus its 48 redundant parameters (transition bias, last BN affine)",
     recipe={"epochs": 15},
 )
 class S6Lean(S6Compact):
