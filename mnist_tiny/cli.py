@@ -140,7 +140,9 @@ def train(
             if reporter:
                 reporter.close()
             if main_process:
-                again = f"mnist-tiny train --resume {e.checkpoint}"
+                procs = int(os.environ.get("WORLD_SIZE", "1"))
+                launcher = f"torchrun --nproc-per-node {procs} -m mnist_tiny" if procs > 1 else "mnist-tiny"
+                again = f"{launcher} train --resume {e.checkpoint}"
                 render.error(f"interrupted; saved {e.checkpoint}. Continue with: {again}")
             raise typer.Exit(130 if e.signum == 2 else 143) from None
         finally:

@@ -57,6 +57,7 @@ def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist
     out, err = process.communicate(timeout=120)
     assert process.returncode != 0
     assert err.count("interrupted; saved") == 1, err  # rank 0 speaks, rank 1 stays quiet
+    assert "torchrun --nproc-per-node 2 -m mnist_tiny train --resume" in err
     state = read_checkpoint(tmp_path / "cut" / "last.pt")["resume"]
     assert state["epoch"] == 1 and 0 < state["batch"], "the interrupt should land inside epoch 2"
     assert len(state["rng_per_rank"]) == 2
