@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .errors import UserError
 
-DEFAULT_MODEL = "s6-compact"
+DEFAULT_MODEL = "lean-6k"
 
 
 @dataclass(frozen=True)

@@ -28,3 +28,24 @@ class S6Lean(S6Compact):
         super().__init__()
         self.transition[1] = nn.Conv2d(12, 8, 1, bias=False)
         self.block3[1][2] = nn.BatchNorm2d(20, affine=False)
+
+
+@register_model(
+    "lean-6k",
+    "Ours, the default: s6-lean without dropout (6,878 params)",
+    recipe={"epochs": 15},
+)
+class Lean6k(S6Lean):
+    """`s6-lean` with its five Dropout2d(0.05) layers switched off.
+
+    Why: under the recipe's augmentation these models *underfit* (training accuracy ~98.3% against ~99.4% on
+    validation), so dropout only took capacity away. Measured over 5 seeds each, last epoch of 15: 99.44 ± 0.06%
+    without dropout against 99.38 ± 0.06% with it (`s6-lean`). The layers stay, at p=0, so the module tree and the
+    random-number stream are those of `s6-lean`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        for module in self.modules():
+            if isinstance(module, nn.Dropout2d):
+                module.p = 0.0
