@@ -48,14 +48,13 @@ def release(sweep_dir: Path, command: str, data_dir: Path, kind: str = "last", d
                   "std": statistics.stdev(tests) if len(tests) > 1 else 0.0, "min": min(tests),
                   "train_seconds": statistics.fmean(s["train_seconds"] for s in summaries)},
     }
-    spec = get_spec(loaded.name)
+    target = dest or get_spec(loaded.name).weights_path
     settings = {k: v for k, v in loaded.settings.items() if k not in ("data_dir", "out")}
     save_atomic({"format": FORMAT, "model": loaded.name, "state_dict": loaded.model.state_dict(),
                  "settings": settings, "metrics": loaded.metrics, "versions": versions(), "meta": meta},
-                dest or spec.weights_path)
-    print(json.dumps({"shipped": str(dest or spec.weights_path), **{k: v for k, v in meta.items() if k != "recipe"}},
-                     indent=2))
-    return dest or spec.weights_path
+                target)
+    print(json.dumps({"shipped": str(target), **{k: v for k, v in meta.items() if k != "recipe"}}, indent=2))
+    return target
 
 
 if __name__ == "__main__":

@@ -199,6 +199,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
             ema.model.load_state_dict(r["ema"])
         order_rng.set_state(r["epoch_order_rng"])
         aug_rng.set_state(r["aug_rng"])
+        # Checkpoints written before torchrun support hold one process's state as torch_rng/cuda_rng.
         per_rank = r.get("rng_per_rank") or [{"torch": r["torch_rng"], "cuda": r.get("cuda_rng")}]
         if world.rank < len(per_rank):
             torch.set_rng_state(per_rank[world.rank]["torch"])
@@ -222,6 +223,13 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
         return gather(world, {"torch": torch.get_rng_state(),
                               "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None})
 
+    def epoch_totals() -> list[float]:  # collective: this epoch's loss sum, correct and seen over all ranks
+        return sum_(world, [running["loss"], running["correct"], running["seen"]], device)
+
+    def interrupted() -> TrainingInterrupted:
+        # A rank that saw no signal itself stops because another did (torchrun passes SIGTERM on).
+        return TrainingInterrupted(out / "last.pt", stop_requested[0] if stop_requested else signal.SIGTERM)
+
     def checkpoint(kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None) -> dict[str, Any]:
         ckpt = {"format": FORMAT, "model": s.model, "state_dict": eval_model.state_dict(),
                 "settings": s.model_dump(mode="json"), "metrics": history[-1] if history else {},
@@ -231,9 +239,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
             ckpt["resume"] = {
                 "epoch": epoch, "batch": batch, "optimizer": optimizer.state_dict(),
                 "ema": ema.model.state_dict() if ema else None, "epoch_order_rng": epoch_rng,
-                "aug_rng": aug_rng.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                "rng_per_rank": rngs if world.enabled else None,
+                "aug_rng": aug_rng.get_state(), "rng_per_rank": rngs,
                 "history": history, "best": best, "running": running,
             }
         return ckpt
@@ -271,14 +277,13 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
                                    world.size * running["seen"] / max(elapsed, 1e-9))
                 if any_(world, bool(stop_requested), device) and i + 1 < batches_per_epoch:
                     running["seconds"] += time.perf_counter() - tick
-                    running.update(zip(("loss", "correct", "seen"),
-                                       sum_(world, [running["loss"], running["correct"], running["seen"]], device)))
-                    path, rngs = out / "last.pt", rng_states()
+                    running.update(zip(("loss", "correct", "seen"), epoch_totals()))
+                    rngs = rng_states()
                     if world.is_main:
-                        save_atomic(checkpoint("last", epoch, i + 1, epoch_rng, rngs), path)
-                    raise TrainingInterrupted(path, stop_requested[0] if stop_requested else signal.SIGTERM)
+                        save_atomic(checkpoint("last", epoch, i + 1, epoch_rng, rngs), out / "last.pt")
+                    raise interrupted()
             running["seconds"] += time.perf_counter() - tick
-            loss_sum, correct, seen = sum_(world, [running["loss"], running["correct"], running["seen"]], device)
+            loss_sum, correct, seen = epoch_totals()
 
             rngs = rng_states()
             if world.is_main:
@@ -298,7 +303,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
                 if reporter:
                     reporter.epoch_end(row)
             if any_(world, bool(stop_requested), device):
-                raise TrainingInterrupted(out / "last.pt", stop_requested[0] if stop_requested else signal.SIGTERM)
+                raise interrupted()
 
     summary = on_main(world, lambda: finish(out, s, test_split, device, history, best, count_params(model),
                                             world.size))
