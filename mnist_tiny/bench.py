@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_mnist
-from .device import prepare_model, resolve_device
+from .device import inference_copy, prepare_model, resolve_device
 from .evaluate import logits_for
 from .registry import count_params, get_model
 from .settings import Settings
-from .train import make_optimizer, train_step
+from .optim import make_optimizer
+from .train import train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -29,7 +30,7 @@ def _sync(device: torch.device) -> None:
 
 def fast_pass(s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
     torch.manual_seed(s.seed)
-    model = prepare_model(get_model(s.model), device)
+    model = prepare_model(get_model(s.model), device, training=True)
     optimizer = make_optimizer(model, s)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     rng = torch.Generator(device=device).manual_seed(s.seed)
@@ -42,7 +43,7 @@ def fast_pass(s: Settings, images: int, device: torch.device, train, test) -> di
     _sync(device)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    logits_for(model, test.images, device, s.eval_batch_size)
+    logits_for(inference_copy(model, device), test.images, device, s.eval_batch_size)
     _sync(device)
     eval_s = time.perf_counter() - start
     return {"train_seconds": train_s, "eval_seconds": eval_s, "train_images_per_s": len(order) / train_s,

@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from .augment import random_affine, to_float
 from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
-from .device import prepare_model, resolve_device
+from .device import inference_copy, prepare_model, resolve_device
 from .distributed import any_, broadcast, gather, on_main, setup, sum_, world_from_env
 from .errors import UserError
 from .evaluate import loss_and_accuracy
+from .optim import make_optimizer
 from .registry import count_params, get_model
 from .settings import Settings
 
@@ -60,16 +61,6 @@ def lr_at(step: int, total: int, s: Settings) -> float:
             return s.lr * (0.04 + 0.96 * progress / s.warmup)
         progress = (progress - s.warmup) / (1 - s.warmup)
     return s.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_optimizer(model: torch.nn.Module, s: Settings) -> torch.optim.Optimizer:
-    # No weight decay on BatchNorm and biases: with a few thousand weights, decaying them costs accuracy.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if s.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0)
-    return torch.optim.AdamW(groups, lr=s.lr, betas=(s.momentum, 0.999))
 
 
 class EMA:
@@ -176,7 +167,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
 
     torch.manual_seed(s.seed)
-    model = prepare_model(get_model(s.model), device)
+    model = prepare_model(get_model(s.model), device, training=True)
     net = model
     if world.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -287,8 +278,8 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
 
             rngs = rng_states()
             if world.is_main:
-                val_loss, val_acc = loss_and_accuracy(eval_model, val_split.images, val_split.labels, device,
-                                                      s.eval_batch_size)
+                val_loss, val_acc = loss_and_accuracy(inference_copy(eval_model, device), val_split.images,
+                                                      val_split.labels, device, s.eval_batch_size)
                 row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                        "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
                        "seconds": running["seconds"]}
@@ -318,6 +309,9 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
 
     results = {}
     for kind in ("best", "last"):
+        if kind == "last" and best["epoch"] == len(history):  # the same weights: score them once
+            results["last"] = results["best"]
+            continue
         model = prepare_model(load_checkpoint(out / f"{kind}.pt").model, device)
         loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
         results[kind] = {"test_loss": loss, "test_acc": acc}

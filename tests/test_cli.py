@@ -30,6 +30,18 @@ def test_help_lists_the_commands_without_importing_torch():
     assert "NO-TORCH" in probe.stderr
 
 
+def test_training_does_not_import_torch_dynamo(tmp_path, mnist):
+    # torch.optim's optimizers import torch._dynamo on first use (~2 s of every run's start-up); ours must not.
+    probe = subprocess.run([sys.executable, "-c", (
+        "import sys\nfrom mnist_tiny.cli import app\n"
+        f"try:\n    app(['train', '--epochs', '1', '--subset', '256', '--out', {str(tmp_path / 'run')!r}, '--json'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('DYNAMO' if 'torch._dynamo' in sys.modules else 'NO-DYNAMO', file=sys.stderr)")],
+        capture_output=True, text=True, timeout=300)
+    assert "NO-DYNAMO" in probe.stderr, probe.stderr[-2000:]
+    assert (tmp_path / "run" / "summary.json").is_file()
+
+
 def test_python_dash_m_and_version():
     result = subprocess.run([sys.executable, "-m", "mnist_tiny", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("mnist-tiny ")

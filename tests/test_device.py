@@ -1,0 +1,34 @@
+"""Layouts on the CPU: training in the layout measured fastest for the thread count, inference in channels-last on
+a copy, so evaluating mid-training never changes the model being trained."""
+
+import torch
+
+from mnist_tiny import get_model
+from mnist_tiny.device import inference_copy, prepare_model
+
+CPU = torch.device("cpu")
+
+
+def first_conv_weight(model):
+    return next(p for p in model.parameters() if p.ndim == 4)
+
+
+def test_training_layout_follows_threads_and_inference_copy_leaves_the_model_alone():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        model = prepare_model(get_model("lean-6k"), CPU, training=True)
+        assert first_conv_weight(model).is_contiguous()
+        copy = inference_copy(model, CPU)
+        assert copy is not model
+        assert first_conv_weight(copy).is_contiguous(memory_format=torch.channels_last)
+        assert first_conv_weight(model).is_contiguous()  # the training model keeps its layout
+        x = torch.rand(8, 1, 28, 28)
+        with torch.inference_mode():
+            assert torch.allclose(model.eval()(x), copy.eval()(x), atol=1e-5)
+
+        torch.set_num_threads(1)
+        single = prepare_model(get_model("lean-6k"), CPU, training=True)
+        assert first_conv_weight(single).is_contiguous(memory_format=torch.channels_last)
+    finally:
+        torch.set_num_threads(threads)

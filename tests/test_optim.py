@@ -1,0 +1,44 @@
+"""Our SGD must be torch.optim.SGD, update for update, and share its checkpoint format (old last.pt files resume)."""
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from mnist_tiny import get_model
+from mnist_tiny.optim import SGD
+
+
+def param_groups(model):
+    return [{"params": [p for p in model.parameters() if p.ndim > 1], "weight_decay": 5e-4},
+            {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+def steps(model, optimizer, n, x, y):
+    for _ in range(n):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def test_sgd_matches_torch_and_state_dicts_interchange():
+    torch.manual_seed(0)
+    ours_model = get_model("lean-6k")
+    torch_model = copy.deepcopy(ours_model)
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    ours = SGD(param_groups(ours_model), lr=0.1, momentum=0.9, nesterov=True)
+    reference = torch.optim.SGD(param_groups(torch_model), lr=0.1, momentum=0.9, nesterov=True)
+    steps(ours_model, ours, 3, x, y)
+    steps(torch_model, reference, 3, x, y)
+    for a, b in zip(ours_model.state_dict().values(), torch_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+    # Swap the optimizers' states (as resuming an older last.pt does) and go on: still identical.
+    swapped_ours = SGD(param_groups(ours_model), lr=0.1, momentum=0.9, nesterov=True)
+    swapped_ours.load_state_dict(reference.state_dict())
+    swapped_torch = torch.optim.SGD(param_groups(torch_model), lr=0.1, momentum=0.9, nesterov=True)
+    swapped_torch.load_state_dict(ours.state_dict())
+    steps(ours_model, swapped_ours, 2, x, y)
+    steps(torch_model, swapped_torch, 2, x, y)
+    for a, b in zip(ours_model.state_dict().values(), torch_model.state_dict().values()):
+        assert torch.equal(a, b)
