@@ -4,10 +4,18 @@ per-sample torchvision pipeline on the same model, batch size and machine, with 
 The fast path is what `train`/`eval` run: uint8 tensors in memory, one batched affine augmentation per step,
 evaluation in large batches under `inference_mode`. The classic path is what the reference notebooks do:
 `torchvision.datasets.MNIST` with per-sample PIL `RandomRotation`/`RandomAffine` + `ToTensor` in a `DataLoader`.
+
+Each pass runs as a whole process of its own (`python -m mnist_tiny.bench PIPELINE ...`), the two pipelines
+interleaved and repeated, so start-up (imports, data loading) counts as it does for a user, neither pass inherits
+the other's warm caches, and the figures are medians. The processes report their own epoch and eval times too.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -16,10 +24,11 @@ import torch.nn.functional as F
 
 from .data import load_mnist
 from .device import inference_copy, prepare_model, resolve_device
+from .errors import UserError
 from .evaluate import logits_for
+from .optim import make_optimizer
 from .registry import count_params, get_model
 from .settings import Settings
-from .optim import make_optimizer
 from .train import train_step
 
 
@@ -86,21 +95,54 @@ def classic_pass(s: Settings, images: int, device: torch.device) -> dict[str, fl
             "eval_images_per_s": len(test_set) / eval_s}
 
 
-def bench(s: Settings, images: int = 25_600, baseline: bool = False) -> dict[str, Any]:
+def one_pass(pipeline: str, s: Settings, images: int) -> dict[str, float]:
+    """One pipeline's epoch + eval in this process (what each benchmark process runs)."""
     if s.threads:
         torch.set_num_threads(s.threads)
     device = resolve_device(s.device)
-    splits = load_mnist(s.data_dir, s.download, s.mirror)
+    if pipeline == "classic":
+        return classic_pass(s, images, device)
+    splits = load_mnist(s.data_dir, False)
+    return fast_pass(s, images, device, splits["train"], splits["test"])
+
+
+def timed_process(pipeline: str, s: Settings, images: int) -> dict[str, float]:
+    command = [sys.executable, "-m", "mnist_tiny.bench", pipeline, str(images), s.model_dump_json()]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"bench: the {pipeline} pipeline's process failed ({last})")
+    return {**json.loads(done.stdout), "process_seconds": seconds}
+
+
+def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int = 3) -> dict[str, Any]:
+    """Median figures over `runs` processes per pipeline; with `baseline`, the two pipelines alternate."""
+    load_mnist(s.data_dir, s.download, s.mirror)  # download (once) and report a missing dataset here, not in a child
+    pipelines = ("fast", "classic") if baseline else ("fast",)
+    passes: dict[str, list[dict[str, float]]] = {name: [] for name in pipelines}
+    for run in range(runs):
+        for name in pipelines if run % 2 == 0 else pipelines[::-1]:
+            passes[name].append(timed_process(name, s, images))
+    device = resolve_device(s.device)
     result: dict[str, Any] = {"model": s.model, "params": count_params(get_model(s.model)), "device": str(device),
-                              "threads": torch.get_num_threads(), "batch_size": s.batch_size, "images": images,
-                              "fast": fast_pass(s, images, device, splits["train"], splits["test"])}
+                              "threads": s.threads or torch.get_num_threads(), "batch_size": s.batch_size,
+                              "images": images, "runs": runs}
+    for name, rows in passes.items():
+        result[name] = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+        result[name]["all_process_seconds"] = [row["process_seconds"] for row in rows]
     if baseline:
-        result["classic"] = classic_pass(s, images, device)
         fast, classic = result["fast"], result["classic"]
         result["speedup"] = {
             "train": fast["train_images_per_s"] / classic["train_images_per_s"],
             "eval": fast["eval_images_per_s"] / classic["eval_images_per_s"],
             "epoch_plus_eval": (classic["train_seconds"] + classic["eval_seconds"])
             / (fast["train_seconds"] + fast["eval_seconds"]),
+            "process": classic["process_seconds"] / fast["process_seconds"],
         }
     return result
+
+
+if __name__ == "__main__":  # one benchmark process: PIPELINE IMAGES SETTINGS_JSON → JSON on stdout
+    print(json.dumps(one_pass(sys.argv[1], Settings.model_validate_json(sys.argv[3]), int(sys.argv[2]))))

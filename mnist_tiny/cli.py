@@ -337,6 +337,7 @@ def bench(
     batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
     images: int = typer.Option(25_600, min=1, help="Training images to time (one 'epoch' of the benchmark)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also time the classic per-sample torchvision pipeline."),
+    runs: int = typer.Option(3, min=1, help="Processes per pipeline (interleaved); figures are medians."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -346,7 +347,7 @@ def bench(
     from .settings import resolve_settings
 
     settings = resolve_settings({"model": model, "batch_size": batch_size, "data_dir": data_dir, "device": device})
-    result = run_bench(settings, images, baseline)
+    result = run_bench(settings, images, baseline, runs)
     if json_out:
         _print_json(result)
     else:

@@ -281,18 +281,21 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
 
 
 def bench_table(result: dict[str, Any]) -> None:
+    runs = result["runs"]
     table = Table(title=f"bench · {result['model']} ({result['params']:,} params) · {result['device']}, "
                         f"{result['threads']} threads · batch {result['batch_size']} · {result['images']:,} images",
-                  title_justify="left")
-    for name in ("pipeline", "train img/s", "eval img/s", "epoch s", "10k eval s"):
+                  title_justify="left", caption=f"medians of {runs} process{'es' if runs > 1 else ''} per pipeline",
+                  caption_justify="left")
+    for name in ("pipeline", "train img/s", "eval img/s", "epoch s", "10k eval s", "process s"):
         table.add_column(name, justify="right")
     for key, label in (("fast", "mnist-tiny (tensors, batched aug)"), ("classic", "classic (PIL per sample, DataLoader)")):
         if key in result:
             r = result[key]
             table.add_row(label, f"{r['train_images_per_s']:,.0f}", f"{r['eval_images_per_s']:,.0f}",
-                          f"{r['train_seconds']:.2f}", f"{r['eval_seconds']:.3f}")
+                          f"{r['train_seconds']:.2f}", f"{r['eval_seconds']:.3f}", f"{r['process_seconds']:.2f}")
     console.print(table)
     if "speedup" in result:
         sp = result["speedup"]
         console.print(f"speed-up: [bold]{sp['epoch_plus_eval']:.1f}×[/] for epoch + eval "
-                      f"(train {sp['train']:.1f}×, eval {sp['eval']:.1f}×)")
+                      f"(train {sp['train']:.1f}×, eval {sp['eval']:.1f}×); {sp['process']:.1f}× for the whole process "
+                      "(start-up included)")
