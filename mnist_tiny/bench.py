@@ -145,4 +145,7 @@ def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int =
 
 
 if __name__ == "__main__":  # one benchmark process: PIPELINE IMAGES SETTINGS_JSON → JSON on stdout
-    print(json.dumps(one_pass(sys.argv[1], Settings.model_validate_json(sys.argv[3]), int(sys.argv[2]))))
+    try:
+        print(json.dumps(one_pass(sys.argv[1], Settings.model_validate_json(sys.argv[3]), int(sys.argv[2]))))
+    except UserError as e:
+        sys.exit(str(e))  # one line on stderr, which the parent quotes

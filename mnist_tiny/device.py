@@ -42,5 +42,6 @@ def prepare_model(model: torch.nn.Module, device: torch.device, training: bool =
 
 
 def inference_copy(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The model in the layout inference runs fastest in, as a copy when that differs from the training layout."""
+    """On the CPU, a channels-last copy for evaluation (a copy, so the model being trained keeps its layout);
+    elsewhere the model itself."""
     return prepare_model(copy.deepcopy(model), device) if device.type == "cpu" else model
