@@ -119,13 +119,14 @@ def timed_process(pipeline: str, s: Settings, images: int) -> dict[str, float]:
 
 def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int = 3) -> dict[str, Any]:
     """Median figures over `runs` processes per pipeline; with `baseline`, the two pipelines alternate."""
-    load_mnist(s.data_dir, s.download, s.mirror)  # download (once) and report a missing dataset here, not in a child
+    # A missing dataset or device is reported here, once, before any process starts (and a download happens once).
+    device = resolve_device(s.device)
+    load_mnist(s.data_dir, s.download, s.mirror)
     pipelines = ("fast", "classic") if baseline else ("fast",)
     passes: dict[str, list[dict[str, float]]] = {name: [] for name in pipelines}
     for run in range(runs):
         for name in pipelines if run % 2 == 0 else pipelines[::-1]:
             passes[name].append(timed_process(name, s, images))
-    device = resolve_device(s.device)
     result: dict[str, Any] = {"model": s.model, "params": count_params(get_model(s.model)), "device": str(device),
                               "threads": s.threads or torch.get_num_threads(), "batch_size": s.batch_size,
                               "images": images, "runs": runs}
