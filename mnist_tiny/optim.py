@@ -39,9 +39,10 @@ class SGD:
                     continue
                 grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
                 if momentum != 0:
-                    buf = self.state.get(p, {}).get("momentum_buffer")
+                    state = self.state.setdefault(p, {})
+                    buf = state.get("momentum_buffer")
                     if buf is None:
-                        buf = self.state.setdefault(p, {})["momentum_buffer"] = grad.detach().clone()
+                        buf = state["momentum_buffer"] = grad.detach().clone()
                     else:
                         buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
                     grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
