@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_mnist
+from .distributed import World, barrier, local_processes, solo_threads, usable_cores, world_from_env
 from .device import inference_copy, prepare_model, resolve_device
 from .errors import UserError
 from .evaluate import logits_for
 from .optim import make_optimizer
 from .registry import count_params, get_model
 from .settings import Settings
-from .train import train_step
+from .train import model_modules, planned_processes, train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -37,24 +38,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def fast_pass(s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
+def fast_pass(s: Settings, images: int, device: torch.device, train, test, world: World = World()) -> dict[str, float]:
+    """What `train` does for one epoch, in each of its processes, then what `eval` does (rank 0 alone)."""
     torch.manual_seed(s.seed)
     model = prepare_model(get_model(s.model), device, training=True)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world.enabled else model
     optimizer = make_optimizer(model, s)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     rng = torch.Generator(device=device).manual_seed(s.seed)
-    order = torch.randperm(len(y_all), device=device)[:images]
+    order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(s.seed))[:images].to(device)
     model.train()
+    barrier(world)
     _sync(device)
     start = time.perf_counter()
     for idx in order.split(s.batch_size):
-        train_step(model, optimizer, x_all[idx], y_all[idx], s, rng)
+        first, stop = world.shard(len(idx))
+        train_step(net, optimizer, x_all[idx[first:stop]], y_all[idx[first:stop]], s, rng,
+                   (first, len(idx)) if world.enabled else None)
     _sync(device)
+    barrier(world)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    logits_for(inference_copy(model, device), test.images, device, s.eval_batch_size)
+    if world.is_main:
+        with solo_threads(world):
+            logits_for(inference_copy(model, device), test.images, device, s.eval_batch_size)
     _sync(device)
     eval_s = time.perf_counter() - start
+    barrier(world)  # helpers wait idle (not exiting, which would take a core from the evaluation)
     return {"train_seconds": train_s, "eval_seconds": eval_s, "train_images_per_s": len(order) / train_s,
             "eval_images_per_s": len(test.images) / eval_s}
 
@@ -96,14 +106,31 @@ def classic_pass(s: Settings, images: int, device: torch.device) -> dict[str, fl
 
 
 def one_pass(pipeline: str, s: Settings, images: int) -> dict[str, float]:
-    """One pipeline's epoch + eval in this process (what each benchmark process runs)."""
-    if s.threads:
-        torch.set_num_threads(s.threads)
+    """One pipeline's epoch + eval in this process (what each benchmark process runs).
+
+    The fast pipeline uses as many processes as `train` would for these settings (helpers on a multi-core CPU)."""
     device = resolve_device(s.device)
     if pipeline == "classic":
+        if s.threads:
+            torch.set_num_threads(s.threads)
         return classic_pass(s, images, device)
     splits = load_mnist(s.data_dir, False)
-    return fast_pass(s, images, device, splits["train"], splits["test"])
+    processes = planned_processes(s, device)
+    if processes == 1:
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        return fast_pass(s, images, device, splits["train"], splits["test"])
+    threads = s.threads or max(1, usable_cores() // processes)
+    payload = {"settings": s.model_dump_json(), "images": images}
+    with local_processes(processes, threads, "mnist_tiny.bench:helper", payload, model_modules(s)) as world:
+        return fast_pass(s, images, device, splits["train"], splits["test"], world)
+
+
+def helper(payload: dict[str, Any]) -> None:
+    """A helper process's share of the fast pass (ranks 1..)."""
+    s = Settings.model_validate_json(payload["settings"])
+    splits = load_mnist(s.data_dir, False)
+    fast_pass(s, payload["images"], resolve_device(s.device), splits["train"], splits["test"], world_from_env())
 
 
 def timed_process(pipeline: str, s: Settings, images: int) -> dict[str, float]:
@@ -127,8 +154,10 @@ def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int =
     for run in range(runs):
         for name in pipelines if run % 2 == 0 else pipelines[::-1]:
             passes[name].append(timed_process(name, s, images))
+    processes = planned_processes(s, device)
+    threads = s.threads or (max(1, usable_cores() // processes) if processes > 1 else torch.get_num_threads())
     result: dict[str, Any] = {"model": s.model, "params": count_params(get_model(s.model)), "device": str(device),
-                              "threads": s.threads or torch.get_num_threads(), "batch_size": s.batch_size,
+                              "processes": processes, "threads": threads, "batch_size": s.batch_size,
                               "images": images, "runs": runs}
     for name, rows in passes.items():
         result[name] = {key: statistics.median(row[key] for row in rows) for key in rows[0]}

@@ -190,7 +190,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     from .settings import Settings
 
     saved = read_checkpoint(resume).get("settings") or {}
-    changeable = {"data_dir", "device", "threads", "download", "mirror"}
+    changeable = {"data_dir", "device", "threads", "processes", "download", "mirror"}
     conflicting = [k for k, v in flags.items() if v is not None and k not in changeable and k in saved
                    and str(saved[k]) != str(v)]
     if conflicting:
@@ -337,7 +337,7 @@ def bench(
     batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
     images: int = typer.Option(25_600, min=1, help="Training images to time (one 'epoch' of the benchmark)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also time the classic per-sample torchvision pipeline."),
-    runs: int = typer.Option(3, min=1, help="Processes per pipeline (interleaved); figures are medians."),
+    runs: int = typer.Option(3, min=1, help="Runs per pipeline, each a whole process (interleaved); figures are medians."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

@@ -1,7 +1,11 @@
-"""`torchrun` support: one process per GPU (or per share of the CPU cores), each training on a shard of every batch.
+"""Data parallelism: several processes, each training on a shard of every batch.
 
-torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them (a plain `mnist-tiny train`) everything here is a
-no-op for a world of one. Gradients are averaged by DistributedDataParallel; this module adds the few other
+Two ways in. `torchrun` sets RANK, WORLD_SIZE and LOCAL_RANK (one process per GPU, or per share of the CPU cores).
+A plain `mnist-tiny train` on the CPU starts its own helpers (`local_processes`) when the batch is big enough to
+split: torch's intra-op threading gains little on layers this small, while one one-thread process per core keeps
+every core busy (figures in README, "Several processes"). For a world of one everything here is a no-op.
+
+Gradients are averaged by DistributedDataParallel; this module adds the few other
 collectives the loop needs: summing metrics, agreeing on a stop request, and letting rank 0 alone touch the
 file system while the others wait for its verdict (so an error on rank 0 is an error everywhere, not a hang).
 """
@@ -9,9 +13,19 @@ file system while the others wait for its verdict (so an error on rank 0 is an e
 from __future__ import annotations
 
 import atexit
+import importlib
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -130,3 +144,137 @@ def any_(world: World, flag: bool, device: torch.device) -> bool:
     t = torch.tensor([int(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def barrier(world: World) -> None:
+    if world.enabled:
+        dist.barrier()
+
+
+@contextmanager
+def solo_threads(world: World) -> Iterator[None]:
+    """Rank 0 working alone while the others wait in a collective (evaluation, files): let it use every core."""
+    before = torch.get_num_threads()
+    if not world.enabled or before >= usable_cores():
+        yield
+        return
+    torch.set_num_threads(usable_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# A helper process costs ~2 s to start (importing torch), and every shard of a batch should keep enough images for
+# BatchNorm's batch statistics: below these sizes one process is the faster and the safer choice.
+MIN_IMAGES_FOR_HELPERS = 100_000
+MIN_IMAGES_PER_SHARD = 64
+
+
+def auto_processes(batch_size: int, images_seen: int, cores: int) -> int:
+    """How many CPU training processes `processes=auto` starts: one per core, within the limits above."""
+    if images_seen < MIN_IMAGES_FOR_HELPERS:
+        return 1
+    return max(1, min(cores, batch_size // MIN_IMAGES_PER_SHARD))
+
+
+STARTUP_SECONDS = 120
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    return lines[-1] if lines else "no output"
+
+
+@contextmanager
+def local_processes(size: int, threads: int, entry: str, payload: dict[str, Any],
+                    imports: tuple[str, ...] = ()) -> Iterator[World]:
+    """Make this process rank 0 of `size` on the CPU; ranks 1.. are helper processes calling `entry(payload)`.
+
+    `entry` is "module:function"; `imports` are modules a helper imports first (those that register the
+    user's own models, which a fresh process would not know otherwise). The helpers inherit the terminal (a Ctrl-C reaches them too, as under
+    torchrun) but write nothing to it: their stderr goes to a log whose last line is quoted if one fails.
+    """
+    store = dist.TCPStore("127.0.0.1", 0, size, is_master=True, wait_for_workers=False,
+                          timeout=timedelta(seconds=STARTUP_SECONDS))
+    logs = Path(tempfile.mkdtemp(prefix="mnist-tiny-helpers-"))
+    helpers: list[tuple[int, subprocess.Popen]] = []
+
+    def failure(rank: int, p: subprocess.Popen) -> UserError:
+        return UserError(f"helper process {rank} of {size} exited with code {p.returncode}: "
+                         f"{_last_line(logs / f'rank-{rank}.log')}")
+
+    threads_before = torch.get_num_threads()
+    finished = False
+    try:
+        for rank in range(1, size):
+            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(size), "LOCAL_RANK": str(rank),
+                   "OMP_NUM_THREADS": str(threads), "MNIST_TINY_STORE_PORT": str(store.port)}
+            with open(logs / f"rank-{rank}.log", "w") as log:
+                helpers.append((rank, subprocess.Popen(
+                    [sys.executable, "-m", "mnist_tiny.distributed", entry, json.dumps(payload), *imports],
+                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)))
+        torch.set_num_threads(threads)
+        # Wait for every helper to check in, so one that cannot start is an error now, not a hang in a collective.
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not store.check([f"ready/{rank}" for rank, _ in helpers]):
+            for rank, p in helpers:
+                if p.poll() is not None:
+                    raise failure(rank, p)
+            if time.monotonic() > deadline:
+                raise UserError(f"helper processes did not start within {STARTUP_SECONDS} s")
+            time.sleep(0.02)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=size)
+        yield World(0, size, 0)
+        finished = True
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        if type(e).__name__ == "TrainingInterrupted":
+            raise
+        # A helper that died makes the next collective fail here: name the helper and its last words.
+        failed = [(rank, p) for rank, p in helpers if p.poll() not in (None, 0)]
+        if failed:
+            raise failure(*failed[0]) from e
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        for _, p in helpers:  # after a clean finish they are exiting already; otherwise they must not linger
+            try:
+                p.wait(timeout=30 if finished else 5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        torch.set_num_threads(threads_before)
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def _helper_main(entry: str, payload: dict[str, Any], imports: list[str]) -> None:
+    world = world_from_env()
+    store = dist.TCPStore("127.0.0.1", int(os.environ["MNIST_TINY_STORE_PORT"]), world.size, is_master=False,
+                          timeout=timedelta(seconds=STARTUP_SECONDS))
+    for name in imports:
+        importlib.import_module(name)
+    module, function = entry.split(":")
+    target = getattr(importlib.import_module(module), function)
+    store.set(f"ready/{world.rank}", "1")
+    dist.init_process_group("gloo", store=store, rank=world.rank, world_size=world.size)
+    try:
+        target(payload)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # a helper process started by `local_processes`: ENTRY PAYLOAD_JSON [IMPORTS...]
+    try:
+        _helper_main(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:])
+    except UserError as e:
+        sys.exit(str(e))

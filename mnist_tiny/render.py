@@ -281,11 +281,13 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
 
 
 def bench_table(result: dict[str, Any]) -> None:
-    runs = result["runs"]
-    table = Table(title=f"bench · {result['model']} ({result['params']:,} params) · {result['device']}, "
-                        f"{result['threads']} threads · batch {result['batch_size']} · {result['images']:,} images",
-                  title_justify="left", caption=f"medians of {runs} process{'es' if runs > 1 else ''} per pipeline",
-                  caption_justify="left")
+    runs, procs = result["runs"], result.get("processes", 1)
+    workers = f"{procs} processes × {result['threads']} thread{'s' if result['threads'] > 1 else ''}" if procs > 1 \
+        else f"{result['threads']} threads"
+    table = Table(title=f"bench · {result['model']} ({result['params']:,} params) · {result['device']}, {workers} "
+                        f"· batch {result['batch_size']} · {result['images']:,} images",
+                  title_justify="left", caption=f"medians of {runs} run{'s' if runs > 1 else ''} per pipeline, "
+                  "each a whole process", caption_justify="left")
     for name in ("pipeline", "train img/s", "eval img/s", "epoch s", "10k eval s", "process s"):
         table.add_column(name, justify="right")
     for key, label in (("fast", "mnist-tiny (tensors, batched aug)"), ("classic", "classic (PIL per sample, DataLoader)")):

@@ -54,7 +54,10 @@ class Settings(BaseModel):
     val_size: int = Field(5000, gt=0, lt=60_000, description="training images held out to pick checkpoints")
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    threads: Optional[int] = Field(None, gt=0, description="CPU threads for torch (default: torch's choice)")
+    processes: Optional[int] = Field(None, gt=0, le=256, description=(
+        "CPU training processes, each training on a shard of every batch (default: one per core when the batch "
+        "and the run are big enough; 1 when threads is set or on a GPU)"))
+    threads: Optional[int] = Field(None, gt=0, description="CPU threads per process (default: cores / processes)")
     data_dir: Path = Field(default_factory=default_data_dir)
     download: bool = Field(True, description="download MNIST into data_dir when it is missing")
     mirror: Optional[str] = Field(None, description="base URL to download MNIST's .gz files from")
@@ -90,7 +93,7 @@ def _read_env(environ: dict[str, str]) -> dict[str, Any]:
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name in FIELDS:
-            values[name] = None if value == "" and name in ("out", "subset", "mirror", "threads") else value
+            values[name] = None if value == "" and name in ("out", "subset", "mirror", "threads", "processes") else value
         else:
             close = difflib.get_close_matches(name, FIELDS, n=1)
             hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""

@@ -20,7 +20,7 @@ def test_bench_baseline_times_both_pipelines_as_processes_and_prints_the_ratios(
     assert abs(data["speedup"]["process"] - data["classic"]["process_seconds"] / data["fast"]["process_seconds"]) < 1e-9
 
     table = CliRunner().invoke(app, ["bench", "--images", "128", "--runs", "2"])
-    assert table.exit_code == 0 and "img/s" in table.stdout and "medians of 2 processes" in table.stdout, table.output
+    assert table.exit_code == 0 and "img/s" in table.stdout and "medians of 2 runs per pipeline" in table.stdout, table.output
 
 
 def test_bench_reports_a_missing_dataset_in_one_line(tmp_path):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from typer.testing import CliRunner
@@ -80,3 +81,80 @@ def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist
     assert {p.name for p in (tmp_path / "whole").iterdir()} == RUN_FILES == {p.name for p in (tmp_path / "single").iterdir()}
     assert metrics.read_text().count("\n") == 2 and (tmp_path / "whole" / "metrics.jsonl").read_text().count("\n") == 2
     assert abs(json.loads(single.stdout)["last_test_acc"] - b["last_test_acc"]) < 0.03
+
+
+def test_auto_processes_one_per_core_only_when_it_pays():
+    from mnist_tiny.distributed import auto_processes
+
+    assert auto_processes(batch_size=128, images_seen=15 * 55_000, cores=2) == 2
+    assert auto_processes(batch_size=512, images_seen=8 * 55_000, cores=8) == 8
+    assert auto_processes(batch_size=256, images_seen=15 * 55_000, cores=8) == 4  # shards keep >= 64 images
+    assert auto_processes(batch_size=64, images_seen=15 * 55_000, cores=2) == 1  # too small a batch to split
+    assert auto_processes(batch_size=256, images_seen=2 * 4_000, cores=2) == 1  # a smoke run: not worth a start
+    assert auto_processes(batch_size=256, images_seen=10**6, cores=1) == 1
+
+
+def test_planned_processes_respects_the_settings():
+    from mnist_tiny.errors import UserError
+    from mnist_tiny.settings import Settings
+    from mnist_tiny.train import planned_processes
+
+    cpu = torch.device("cpu")
+    assert planned_processes(Settings(processes=3), cpu) == 3
+    assert planned_processes(Settings(threads=1), cpu) == 1  # a thread budget means: one process, that many threads
+    assert planned_processes(Settings(subset=1000), cpu) == 1
+    assert planned_processes(Settings(), torch.device("cuda")) == 1
+    try:
+        planned_processes(Settings(processes=2), torch.device("cuda"))
+    except UserError as e:
+        assert "torchrun" in str(e)
+    else:
+        raise AssertionError("processes=2 on a GPU must be refused")
+
+
+def test_a_helper_that_cannot_start_is_one_clear_error():
+    from mnist_tiny.distributed import local_processes
+    from mnist_tiny.errors import UserError
+
+    try:
+        with local_processes(2, 1, "mnist_tiny.no_such_module:run", {}):
+            raise AssertionError("the group must not form without its helper")
+    except UserError as e:
+        assert "helper process 1 of 2 exited with code 1" in str(e) and "no_such_module" in str(e), str(e)
+    assert not torch.distributed.is_initialized()
+
+
+def test_plain_train_with_helper_processes_interrupts_and_resumes_exactly(tmp_path, mnist):
+    """`mnist-tiny train` starting its own helper (processes=2): Ctrl-C in epoch 2, plain --resume, same numbers."""
+    script = str(Path(sys.executable).parent / "mnist-tiny")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MNIST_TINY_PROCESSES": "2"}
+    recipe = ["--model", "s6-compact", "--epochs", "2", "--subset", "6000", "--val-size", "500", "--seed", "5",
+              "--batch-size", "100"]
+    process = subprocess.Popen([script, "train", *recipe, "--out", str(tmp_path / "cut")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.time() + 180
+    while not metrics.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the command and its helper
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.count("interrupted; saved") == 1 and "Continue with: mnist-tiny train --resume" in err, err
+    assert "Traceback" not in err
+    state = read_checkpoint(tmp_path / "cut" / "last.pt")["resume"]
+    assert state["epoch"] == 1 and 0 < state["batch"], "the interrupt should land inside epoch 2"
+    assert len(state["rng_per_rank"]) == 2
+
+    resumed = subprocess.run([script, "train", "--resume", str(tmp_path / "cut" / "last.pt"), "--json"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = subprocess.run([script, "train", *recipe, "--out", str(tmp_path / "whole"), "--json"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert b["processes"] == 2 and b["last_test_acc"] > 0.9
+    for key in ("best_val_acc", "best_test_acc", "last_test_acc", "best_epoch"):
+        assert a[key] == b[key], key
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert {p.name for p in (tmp_path / "whole").iterdir()} == RUN_FILES
