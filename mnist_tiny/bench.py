@@ -23,14 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_mnist
-from .distributed import World, barrier, local_processes, solo_threads, usable_cores, world_from_env
+from .distributed import World, barrier, local_processes, solo_threads, usable_cores
 from .device import inference_copy, prepare_model, resolve_device
 from .errors import UserError
 from .evaluate import logits_for
 from .optim import make_optimizer
 from .registry import count_params, get_model
 from .settings import Settings
-from .train import model_modules, planned_processes, train_step
+from .train import planned_processes, train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -38,7 +38,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def fast_pass(s: Settings, images: int, device: torch.device, train, test, world: World = World()) -> dict[str, float]:
+def fast_pass(world: World, s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
     """What `train` does for one epoch, in each of its processes, then what `eval` does (rank 0 alone)."""
     torch.manual_seed(s.seed)
     model = prepare_model(get_model(s.model), device, training=True)
@@ -119,18 +119,11 @@ def one_pass(pipeline: str, s: Settings, images: int) -> dict[str, float]:
     if processes == 1:
         if s.threads:
             torch.set_num_threads(s.threads)
-        return fast_pass(s, images, device, splits["train"], splits["test"])
+        return fast_pass(World(), s, images, device, splits["train"], splits["test"])
     threads = s.threads or max(1, usable_cores() // processes)
-    payload = {"settings": s.model_dump_json(), "images": images}
-    with local_processes(processes, threads, "mnist_tiny.bench:helper", payload, model_modules(s)) as world:
-        return fast_pass(s, images, device, splits["train"], splits["test"], world)
-
-
-def helper(payload: dict[str, Any]) -> None:
-    """A helper process's share of the fast pass (ranks 1..)."""
-    s = Settings.model_validate_json(payload["settings"])
-    splits = load_mnist(s.data_dir, False)
-    fast_pass(s, payload["images"], resolve_device(s.device), splits["train"], splits["test"], world_from_env())
+    train, test = splits["train"], splits["test"]
+    with local_processes(processes, threads, fast_pass, s, images, device, train, test) as world:
+        return fast_pass(world, s, images, device, train, test)
 
 
 def timed_process(pipeline: str, s: Settings, images: int) -> dict[str, float]:

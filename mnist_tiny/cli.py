@@ -357,4 +357,8 @@ def bench(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        if "mnist_tiny.distributed" in sys.modules:  # only under torchrun is a group still open here
+            sys.modules["mnist_tiny.distributed"].leave()

@@ -13,11 +13,9 @@ file system while the others wait for its verdict (so an error on rank 0 is an e
 from __future__ import annotations
 
 import atexit
-import importlib
-import json
+import multiprocessing
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -146,6 +144,13 @@ def any_(world: World, flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def leave() -> None:
+    """Leave the process group (if any) while the interpreter is still whole: a gloo group left to interpreter
+    shutdown can abort the process ("terminate called without an active exception")."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier(world: World) -> None:
     if world.enabled:
         dist.barrier()
@@ -172,8 +177,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-# A helper process costs ~2 s to start (importing torch), and every shard of a batch should keep enough images for
-# BatchNorm's batch statistics: below these sizes one process is the faster and the safer choice.
+# A short run (a smoke test, a small subset) gains less than a fraction of a second from a second process, and every
+# shard of a batch should keep enough images for BatchNorm's batch statistics (batch 64 on 2 cores gained nothing in
+# our runs): below these sizes one process is the simpler and the safer choice.
 MIN_IMAGES_FOR_HELPERS = 100_000
 MIN_IMAGES_PER_SHARD = 64
 
@@ -193,44 +199,70 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
-@contextmanager
-def local_processes(size: int, threads: int, entry: str, payload: dict[str, Any],
-                    imports: tuple[str, ...] = ()) -> Iterator[World]:
-    """Make this process rank 0 of `size` on the CPU; ranks 1.. are helper processes calling `entry(payload)`.
+def can_fork() -> bool:
+    """Helpers are forked: they share the parent's imports, data and registered models, and start in milliseconds.
+    Linux only: macOS frameworks are not fork-safe, and Windows has no fork (torchrun works everywhere)."""
+    return sys.platform.startswith("linux")
 
-    `entry` is "module:function"; `imports` are modules a helper imports first (those that register the
-    user's own models, which a fresh process would not know otherwise). The helpers inherit the terminal (a Ctrl-C reaches them too, as under
-    torchrun) but write nothing to it: their stderr goes to a log whose last line is quoted if one fails.
+
+def _helper_process(rank: int, size: int, threads: int, port: int, log: str, target: Callable[..., Any],
+                    args: tuple) -> None:
+    """Body of a forked helper: quiet except for its log, joins the group as `rank`, runs `target(world, *args)`."""
+    sys.stderr = open(log, "w", buffering=1)  # and fd 2 too, for what torch's C++ side writes
+    os.dup2(sys.stderr.fileno(), 2)
+    sys.stdout = open(os.devnull, "w")
+    os.dup2(sys.stdout.fileno(), 1)
+    torch.set_num_threads(threads)
+    store = dist.TCPStore("127.0.0.1", port, size, is_master=False, timeout=timedelta(seconds=STARTUP_SECONDS))
+    store.set(f"ready/{rank}", "1")
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
+    try:
+        target(World(rank, size, rank), *args)
+    except UserError as e:  # the parent quotes the last line of the log
+        print(e, file=sys.stderr)
+        sys.exit(e.exit_code)
+    finally:
+        dist.destroy_process_group()
+
+
+@contextmanager
+def local_processes(size: int, threads: int, target: Callable[..., Any], *args: Any) -> Iterator[World]:
+    """Make this process rank 0 of `size` on the CPU; ranks 1.. are forked helpers running `target(world, *args)`.
+
+    The helpers stay in the terminal's process group (a Ctrl-C reaches them too, as under torchrun) but write
+    nothing to it: their stderr goes to a log whose last line is quoted if one fails.
     """
+    if not can_fork():
+        raise UserError(f"processes={size} needs Linux (forked helpers); use processes=1, "
+                        "or torchrun --nproc-per-node N", 2)
     store = dist.TCPStore("127.0.0.1", 0, size, is_master=True, wait_for_workers=False,
                           timeout=timedelta(seconds=STARTUP_SECONDS))
     logs = Path(tempfile.mkdtemp(prefix="mnist-tiny-helpers-"))
-    helpers: list[tuple[int, subprocess.Popen]] = []
+    fork = multiprocessing.get_context("fork")
+    helpers: list[tuple[int, Any]] = []
 
-    def failure(rank: int, p: subprocess.Popen) -> UserError:
-        return UserError(f"helper process {rank} of {size} exited with code {p.returncode}: "
+    def failure(rank: int, p) -> UserError:
+        return UserError(f"helper process {rank} of {size} exited with code {p.exitcode}: "
                          f"{_last_line(logs / f'rank-{rank}.log')}")
 
     threads_before = torch.get_num_threads()
     finished = False
     try:
         for rank in range(1, size):
-            env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(size), "LOCAL_RANK": str(rank),
-                   "OMP_NUM_THREADS": str(threads), "MNIST_TINY_STORE_PORT": str(store.port)}
-            with open(logs / f"rank-{rank}.log", "w") as log:
-                helpers.append((rank, subprocess.Popen(
-                    [sys.executable, "-m", "mnist_tiny.distributed", entry, json.dumps(payload), *imports],
-                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)))
+            p = fork.Process(target=_helper_process, daemon=True, name=f"mnist-tiny rank {rank}",
+                             args=(rank, size, threads, store.port, str(logs / f"rank-{rank}.log"), target, args))
+            p.start()
+            helpers.append((rank, p))
         torch.set_num_threads(threads)
         # Wait for every helper to check in, so one that cannot start is an error now, not a hang in a collective.
         deadline = time.monotonic() + STARTUP_SECONDS
         while not store.check([f"ready/{rank}" for rank, _ in helpers]):
             for rank, p in helpers:
-                if p.poll() is not None:
+                if p.exitcode is not None:
                     raise failure(rank, p)
             if time.monotonic() > deadline:
                 raise UserError(f"helper processes did not start within {STARTUP_SECONDS} s")
-            time.sleep(0.02)
+            time.sleep(0.005)
         dist.init_process_group("gloo", store=store, rank=0, world_size=size)
         yield World(0, size, 0)
         finished = True
@@ -240,41 +272,18 @@ def local_processes(size: int, threads: int, entry: str, payload: dict[str, Any]
         if type(e).__name__ == "TrainingInterrupted":
             raise
         # A helper that died makes the next collective fail here: name the helper and its last words.
-        failed = [(rank, p) for rank, p in helpers if p.poll() not in (None, 0)]
-        if failed:
-            raise failure(*failed[0]) from e
+        for rank, p in helpers:
+            p.join(timeout=1)
+            if p.exitcode not in (None, 0):
+                raise failure(rank, p) from e
         raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
         for _, p in helpers:  # after a clean finish they are exiting already; otherwise they must not linger
-            try:
-                p.wait(timeout=30 if finished else 5)
-            except subprocess.TimeoutExpired:
+            p.join(timeout=30 if finished else 5)
+            if p.exitcode is None:
                 p.kill()
-                p.wait()
+                p.join()
         torch.set_num_threads(threads_before)
         shutil.rmtree(logs, ignore_errors=True)
-
-
-def _helper_main(entry: str, payload: dict[str, Any], imports: list[str]) -> None:
-    world = world_from_env()
-    store = dist.TCPStore("127.0.0.1", int(os.environ["MNIST_TINY_STORE_PORT"]), world.size, is_master=False,
-                          timeout=timedelta(seconds=STARTUP_SECONDS))
-    for name in imports:
-        importlib.import_module(name)
-    module, function = entry.split(":")
-    target = getattr(importlib.import_module(module), function)
-    store.set(f"ready/{world.rank}", "1")
-    dist.init_process_group("gloo", store=store, rank=world.rank, world_size=world.size)
-    try:
-        target(payload)
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":  # a helper process started by `local_processes`: ENTRY PAYLOAD_JSON [IMPORTS...]
-    try:
-        _helper_main(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:])
-    except UserError as e:
-        sys.exit(str(e))

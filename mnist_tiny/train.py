@@ -30,12 +30,12 @@ from .augment import random_affine, to_float
 from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
 from .device import inference_copy, prepare_model, resolve_device
-from .distributed import (any_, auto_processes, broadcast, gather, local_processes, on_main, setup,
-                          solo_threads, sum_, usable_cores, world_from_env)
+from .distributed import (World, any_, auto_processes, barrier, broadcast, can_fork, gather, local_processes,
+                          on_main, setup, solo_threads, sum_, usable_cores, world_from_env)
 from .errors import UserError
 from .evaluate import loss_and_accuracy
 from .optim import make_optimizer
-from .registry import count_params, get_model, get_spec
+from .registry import count_params, get_model
 from .settings import Settings
 
 
@@ -140,16 +140,12 @@ def prepare_out_dir(out: Path) -> Path:
 
 def planned_processes(s: Settings, device: torch.device) -> int:
     """Processes a plain `train` uses: `s.processes`, or one per core on the CPU when that pays (see distributed)."""
-    in_script = get_spec(s.model).builder.__module__ == "__main__"  # a helper process could not import it
     if s.processes is not None:
         if s.processes > 1 and device.type != "cpu":
             raise UserError(f"processes={s.processes} trains on the CPU; on {device.type} use one process, "
                             "or torchrun --nproc-per-node N for several GPUs", 2)
-        if s.processes > 1 and in_script:
-            raise UserError(f"processes={s.processes}: model {s.model!r} is registered in the __main__ script, which "
-                            "helper processes cannot import; register it in a module, or use processes=1", 2)
         return s.processes
-    if device.type != "cpu" or s.threads or in_script:
+    if device.type != "cpu" or s.threads or not can_fork():
         return 1
     train_images = 60_000 - s.val_size if s.subset is None else min(s.subset, 60_000 - s.val_size)
     return auto_processes(s.batch_size, s.epochs * train_images, usable_cores())
@@ -158,7 +154,7 @@ def planned_processes(s: Settings, device: torch.device) -> int:
 def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = None) -> dict[str, Any]:
     """Train `s.model` per the settings; return the run summary (also written to `<out>/summary.json`).
 
-    Under torchrun this process is one rank of its launch; otherwise it may start helper processes on the CPU
+    Under torchrun this process is one rank of its launch; otherwise it may fork helper processes on the CPU
     (`planned_processes`) and be their rank 0.
     """
     world = world_from_env()
@@ -167,25 +163,22 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     if processes == 1:
         if s.threads:
             torch.set_num_threads(s.threads)
-        return _train(s, reporter, resume, world, setup(world, device))
-    splits = load_mnist(s.data_dir, s.download, s.mirror)  # any download happens once, before helpers start
+        device = setup(world, device)
+        if not world.enabled:
+            return _train(s, reporter, resume, world, device)
+        summary = _train(s, reporter, resume, world, device)
+        barrier(world)  # under torchrun: no process leaves while another still sends
+        return summary
+    splits = load_mnist(s.data_dir, s.download, s.mirror)  # before the fork: any download happens once
     threads = s.threads or max(1, usable_cores() // processes)
-    payload = {"settings": s.model_dump_json(), "resume": str(resume) if resume else None}
-    with local_processes(processes, threads, "mnist_tiny.train:helper", payload, model_modules(s)) as world:
+    with local_processes(processes, threads, _helper, s, resume, device, splits) as world:
         return _train(s, reporter, resume, world, device, splits)
 
 
-def model_modules(s: Settings) -> tuple[str, ...]:
-    """The module to import in a helper process so that it knows `s.model` (none for our own models)."""
-    module = get_spec(s.model).builder.__module__
-    return () if module.startswith("mnist_tiny.") else (module,)
-
-
-def helper(payload: dict[str, Any]) -> None:
-    """A helper process's part of `train` (ranks 1..): rank 0 writes the files and talks to the user."""
+def _helper(world: World, s: Settings, resume: Path | None, device: torch.device, splits: dict) -> None:
+    """A forked helper's part of `train` (ranks 1..): rank 0 writes the files and talks to the user."""
     try:
-        train(Settings.model_validate_json(payload["settings"]), None,
-              Path(payload["resume"]) if payload["resume"] else None)
+        _train(s, None, resume, world, device, splits)
     except TrainingInterrupted:
         pass
 
@@ -195,8 +188,8 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
     state = read_checkpoint(resume) if resume else None
     if state is not None and "resume" not in state:
         raise UserError(f"checkpoint {resume}: holds no training state to resume from (use a run's last.pt)", 2)
-    # Rank 0 downloads if needed (or has the data already); the others read the files it left.
-    splits = on_main(world, lambda: splits or load_mnist(s.data_dir, s.download, s.mirror)) or load_mnist(s.data_dir, False)
+    if splits is None:  # under torchrun: rank 0 downloads if needed; the others read the files it left
+        splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror)) or load_mnist(s.data_dir, False)
     train_split, val_split = train_val_split(splits["train"], s.val_size, s.seed, s.subset)
     n = len(train_split)
     batches_per_epoch = math.ceil(n / s.batch_size)

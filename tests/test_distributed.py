@@ -112,15 +112,20 @@ def test_planned_processes_respects_the_settings():
         raise AssertionError("processes=2 on a GPU must be refused")
 
 
-def test_a_helper_that_cannot_start_is_one_clear_error():
+def _failing_helper(world):
+    raise RuntimeError(f"rank {world.rank} cannot go on")
+
+
+def test_a_helper_that_fails_is_one_clear_error():
     from mnist_tiny.distributed import local_processes
     from mnist_tiny.errors import UserError
 
     try:
-        with local_processes(2, 1, "mnist_tiny.no_such_module:run", {}):
-            raise AssertionError("the group must not form without its helper")
+        with local_processes(2, 1, _failing_helper) as world:
+            torch.distributed.barrier()  # waits for a helper that is gone
+            raise AssertionError("the barrier must fail without its helper")
     except UserError as e:
-        assert "helper process 1 of 2 exited with code 1" in str(e) and "no_such_module" in str(e), str(e)
+        assert "helper process 1 of 2 exited with code 1" in str(e) and "rank 1 cannot go on" in str(e), str(e)
     assert not torch.distributed.is_initialized()
 
 
