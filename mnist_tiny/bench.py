@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_mnist
-from .distributed import World, barrier, local_processes, solo_threads, usable_cores
+from .distributed import World, barrier, data_parallel, local_processes, solo_threads, usable_cores
 from .device import inference_copy, prepare_model, resolve_device
 from .errors import UserError
 from .evaluate import logits_for
@@ -42,7 +42,7 @@ def fast_pass(world: World, s: Settings, images: int, device: torch.device, trai
     """What `train` does for one epoch, in each of its processes, then what `eval` does (rank 0 alone)."""
     torch.manual_seed(s.seed)
     model = prepare_model(get_model(s.model), device, training=True)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world.enabled else model
+    net, average = data_parallel(model, world, device)
     optimizer = make_optimizer(model, s)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     rng = torch.Generator(device=device).manual_seed(s.seed)
@@ -54,7 +54,7 @@ def fast_pass(world: World, s: Settings, images: int, device: torch.device, trai
     for idx in order.split(s.batch_size):
         first, stop = world.shard(len(idx))
         train_step(net, optimizer, x_all[idx[first:stop]], y_all[idx[first:stop]], s, rng,
-                   (first, len(idx)) if world.enabled else None)
+                   (first, len(idx)) if world.enabled else None, average)
     _sync(device)
     barrier(world)
     train_s = time.perf_counter() - start

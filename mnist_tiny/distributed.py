@@ -5,7 +5,8 @@ A plain `mnist-tiny train` on the CPU starts its own helpers (`local_processes`)
 split: torch's intra-op threading gains little on layers this small, while one one-thread process per core keeps
 every core busy (figures in README, "Several processes"). For a world of one everything here is a no-op.
 
-Gradients are averaged by DistributedDataParallel; this module adds the few other
+Gradients are averaged by DistributedDataParallel under torchrun and by `GradientAverage` in forked helpers (see
+`data_parallel`); this module adds the few other
 collectives the loop needs: summing metrics, agreeing on a stop request, and letting rank 0 alone touch the
 file system while the others wait for its verdict (so an error on rank 0 is an error everywhere, not a hang).
 """
@@ -38,6 +39,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    forked: bool = False  # helpers of `local_processes`, not a torchrun launch
 
     @property
     def enabled(self) -> bool:
@@ -86,6 +88,45 @@ def setup(world: World, device: torch.device) -> torch.device:
     if dist.get_world_size() != world.size:
         raise UserError(f"WORLD_SIZE={world.size} but the process group has {dist.get_world_size()} processes", 2)
     return device
+
+
+def data_parallel(model: torch.nn.Module, world: World, device: torch.device):
+    """(module to call, step to run between backward and the optimizer) for training `model` in `world`.
+
+    Under torchrun: DistributedDataParallel. In forked CPU helpers: `GradientAverage`, because DDP's constructor
+    imports torch._dynamo (1.4–1.6 s here, as long as a whole epoch of a small subset) and its bucketing has
+    nothing to overlap on a model of a few thousand parameters.
+    """
+    if not world.enabled:
+        return model, None
+    if world.forked:
+        return model, GradientAverage(model, world)
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return ddp, None
+
+
+class GradientAverage:
+    """After each backward, one all-reduce of all gradients packed into one buffer, divided by the world size.
+
+    Construction makes every process start from rank 0's weights and buffers, as DDP's does.
+    """
+
+    def __init__(self, model: torch.nn.Module, world: World):
+        self.world = world
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        with torch.no_grad():
+            for t in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(t.data, src=0)
+
+    def __call__(self) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(self.world.size)
+        offset = 0
+        for p, g in zip(self.params, grads):
+            p.grad = g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
 
 
 def on_main(world: World, action: Callable[[], T]) -> T | None:
@@ -217,7 +258,7 @@ def _helper_process(rank: int, size: int, threads: int, port: int, log: str, tar
     store.set(f"ready/{rank}", "1")
     dist.init_process_group("gloo", store=store, rank=rank, world_size=size)
     try:
-        target(World(rank, size, rank), *args)
+        target(World(rank, size, rank, forked=True), *args)
     except UserError as e:  # the parent quotes the last line of the log
         print(e, file=sys.stderr)
         sys.exit(e.exit_code)
@@ -264,7 +305,7 @@ def local_processes(size: int, threads: int, target: Callable[..., Any], *args: 
                 raise UserError(f"helper processes did not start within {STARTUP_SECONDS} s")
             time.sleep(0.005)
         dist.init_process_group("gloo", store=store, rank=0, world_size=size)
-        yield World(0, size, 0)
+        yield World(0, size, 0, forked=True)
         finished = True
     except (UserError, KeyboardInterrupt):
         raise

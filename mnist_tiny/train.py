@@ -5,9 +5,9 @@ tensor ops. The learning rate is a pure function of the step, so resuming needs 
 request (SIGINT/SIGTERM) is honoured between batches: `last.pt` then records the exact position inside the
 epoch, and `--resume` replays the same data order, augmentation and dropout draws from there.
 
-Under `torchrun` every process walks the same batch order and trains on its own rows of each batch
-(DistributedDataParallel averages the gradients); metrics are summed across processes and only rank 0 writes
-files or reports progress.
+With several processes (`torchrun`, or helpers forked on a multi-core CPU) every process walks the same batch
+order and trains on its own rows of each batch (gradients averaged: see `distributed.data_parallel`); metrics are
+summed across processes and only rank 0 writes files or reports progress.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +30,8 @@ from .augment import random_affine, to_float
 from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
 from .device import inference_copy, prepare_model, resolve_device
-from .distributed import (World, any_, auto_processes, barrier, broadcast, can_fork, gather, local_processes,
-                          on_main, setup, solo_threads, sum_, usable_cores, world_from_env)
+from .distributed import (World, any_, auto_processes, barrier, broadcast, can_fork, data_parallel, gather,
+                          local_processes, on_main, setup, solo_threads, sum_, usable_cores, world_from_env)
 from .errors import UserError
 from .evaluate import loss_and_accuracy
 from .optim import make_optimizer
@@ -79,15 +79,19 @@ class EMA:
 
 
 def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: Settings,
-               aug_rng: torch.Generator, rows: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               aug_rng: torch.Generator, rows: tuple[int, int] | None = None,
+               average: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a uint8 batch: convert, augment on the device, forward, backward, update.
 
-    `rows=(start, batch)` marks `images` as a shard of a global batch (see `random_affine`)."""
+    `rows=(start, batch)` marks `images` as a shard of a global batch (see `random_affine`); `average`, if
+    given, averages the gradients over the processes before the update."""
     x = random_affine(to_float(images), s.rotate, s.translate, s.scale, aug_rng, rows)
     logits = model(x)
     loss = F.cross_entropy(logits, labels, label_smoothing=s.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if average is not None:
+        average()
     optimizer.step()
     return loss.detach(), logits.detach()
 
@@ -210,9 +214,8 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
 
     torch.manual_seed(s.seed)
     model = prepare_model(get_model(s.model), device, training=True)
-    net = model
+    net, average = data_parallel(model, world, device)
     if world.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         torch.manual_seed(s.seed + 7919 * world.rank)  # same initial weights everywhere, different dropout masks
     optimizer = make_optimizer(model, s)
     ema = EMA(model, s.ema) if s.ema > 0 else None
@@ -298,7 +301,7 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
                 mine = idx[start:stop]
                 y = train_y[mine]
                 loss, logits = train_step(net, optimizer, train_x[mine], y, s, aug_rng,
-                                          (start, len(idx)) if world.enabled else None)
+                                          (start, len(idx)) if world.enabled else None, average)
                 if ema:
                     ema.update(model)
                 running["loss"] += loss.item() * len(y)
