@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_mnist
-from .distributed import World, barrier, data_parallel, local_processes, solo_threads, usable_cores
+from .distributed import World, barrier, data_parallel, local_processes, solo_threads, threads_per_process
 from .device import inference_copy, prepare_model, resolve_device
 from .errors import UserError
 from .evaluate import logits_for
@@ -120,9 +120,9 @@ def one_pass(pipeline: str, s: Settings, images: int) -> dict[str, float]:
         if s.threads:
             torch.set_num_threads(s.threads)
         return fast_pass(World(), s, images, device, splits["train"], splits["test"])
-    threads = s.threads or max(1, usable_cores() // processes)
     train, test = splits["train"], splits["test"]
-    with local_processes(processes, threads, fast_pass, s, images, device, train, test) as world:
+    with local_processes(processes, threads_per_process(s.threads, processes), fast_pass, s, images, device, train,
+                         test) as world:
         return fast_pass(world, s, images, device, train, test)
 
 
@@ -148,7 +148,7 @@ def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int =
         for name in pipelines if run % 2 == 0 else pipelines[::-1]:
             passes[name].append(timed_process(name, s, images))
     processes = planned_processes(s, device)
-    threads = s.threads or (max(1, usable_cores() // processes) if processes > 1 else torch.get_num_threads())
+    threads = threads_per_process(s.threads, processes) if processes > 1 else s.threads or torch.get_num_threads()
     result: dict[str, Any] = {"model": s.model, "params": count_params(get_model(s.model)), "device": str(device),
                               "processes": processes, "threads": threads, "batch_size": s.batch_size,
                               "images": images, "runs": runs}

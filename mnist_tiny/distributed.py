@@ -211,6 +211,11 @@ def solo_threads(world: World) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def threads_per_process(threads: int | None, processes: int) -> int:
+    """CPU threads for each of `processes` processes: the `threads` setting, or the cores shared out."""
+    return threads or max(1, usable_cores() // processes)
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -307,12 +312,9 @@ def local_processes(size: int, threads: int, target: Callable[..., Any], *args: 
         dist.init_process_group("gloo", store=store, rank=0, world_size=size)
         yield World(0, size, 0, forked=True)
         finished = True
-    except (UserError, KeyboardInterrupt):
-        raise
-    except Exception as e:
-        if type(e).__name__ == "TrainingInterrupted":
-            raise
-        # A helper that died makes the next collective fail here: name the helper and its last words.
+    except RuntimeError as e:
+        # A helper that died makes the next collective fail here (gloo raises a RuntimeError): name the helper and
+        # its last words. Anything else (a UserError, an interrupt) is rank 0's own and passes through as it is.
         for rank, p in helpers:
             p.join(timeout=1)
             if p.exitcode not in (None, 0):

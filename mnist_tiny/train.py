@@ -31,7 +31,8 @@ from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
 from .device import inference_copy, prepare_model, resolve_device
 from .distributed import (World, any_, auto_processes, barrier, broadcast, can_fork, data_parallel, gather,
-                          local_processes, on_main, setup, solo_threads, sum_, usable_cores, world_from_env)
+                          local_processes, on_main, setup, solo_threads, sum_, threads_per_process, usable_cores,
+                          world_from_env)
 from .errors import UserError
 from .evaluate import loss_and_accuracy
 from .optim import make_optimizer
@@ -167,15 +168,12 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
     if processes == 1:
         if s.threads:
             torch.set_num_threads(s.threads)
-        device = setup(world, device)
-        if not world.enabled:
-            return _train(s, reporter, resume, world, device)
-        summary = _train(s, reporter, resume, world, device)
+        summary = _train(s, reporter, resume, world, setup(world, device))
         barrier(world)  # under torchrun: no process leaves while another still sends
         return summary
     splits = load_mnist(s.data_dir, s.download, s.mirror)  # before the fork: any download happens once
-    threads = s.threads or max(1, usable_cores() // processes)
-    with local_processes(processes, threads, _helper, s, resume, device, splits) as world:
+    with local_processes(processes, threads_per_process(s.threads, processes), _helper, s, resume, device,
+                         splits) as world:
         return _train(s, reporter, resume, world, device, splits)
 
 

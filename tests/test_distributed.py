@@ -40,6 +40,20 @@ def _torchrun(*args):
             "-m", "mnist_tiny", *args]
 
 
+def _ctrl_c_in_epoch_2(command: list[str], env: dict[str, str], run_dir) -> tuple[subprocess.Popen, str]:
+    """Start a 2-epoch training command in its own session, SIGINT the whole group once epoch 1 is written."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 180
+    while not metrics.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    return process, err
+
+
 def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist):
     """Ctrl-C a 2-process run inside epoch 2, resume it with torchrun, and match an uninterrupted 2-process run."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -47,15 +61,9 @@ def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist
               "--batch-size", "100"]
 
     # A terminal's Ctrl-C reaches the whole process group: launcher and workers.
-    process = subprocess.Popen(_torchrun("train", *recipe, "--out", str(tmp_path / "cut")), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    process, err = _ctrl_c_in_epoch_2(_torchrun("train", *recipe, "--out", str(tmp_path / "cut")), env,
+                                      tmp_path / "cut")
     metrics = tmp_path / "cut" / "metrics.jsonl"
-    deadline = time.time() + 180
-    while not metrics.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGINT)
-    out, err = process.communicate(timeout=120)
     assert process.returncode != 0
     assert err.count("interrupted; saved") == 1, err  # rank 0 speaks, rank 1 stays quiet
     assert "torchrun --nproc-per-node 2 -m mnist_tiny train --resume" in err
@@ -121,7 +129,7 @@ def test_a_helper_that_fails_is_one_clear_error():
     from mnist_tiny.errors import UserError
 
     try:
-        with local_processes(2, 1, _failing_helper) as world:
+        with local_processes(2, 1, _failing_helper):
             torch.distributed.barrier()  # waits for a helper that is gone
             raise AssertionError("the barrier must fail without its helper")
     except UserError as e:
@@ -135,15 +143,9 @@ def test_plain_train_with_helper_processes_interrupts_and_resumes_exactly(tmp_pa
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MNIST_TINY_PROCESSES": "2"}
     recipe = ["--model", "s6-compact", "--epochs", "2", "--subset", "6000", "--val-size", "500", "--seed", "5",
               "--batch-size", "100"]
-    process = subprocess.Popen([script, "train", *recipe, "--out", str(tmp_path / "cut")], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    metrics = tmp_path / "cut" / "metrics.jsonl"
-    deadline = time.time() + 180
-    while not metrics.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the command and its helper
-    out, err = process.communicate(timeout=120)
+    # A terminal's Ctrl-C: the command and its helper.
+    process, err = _ctrl_c_in_epoch_2([script, "train", *recipe, "--out", str(tmp_path / "cut")], env,
+                                      tmp_path / "cut")
     assert process.returncode == 130, err
     assert err.count("interrupted; saved") == 1 and "Continue with: mnist-tiny train --resume" in err, err
     assert "Traceback" not in err
