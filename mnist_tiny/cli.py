@@ -12,6 +12,7 @@ from typing import Any, List, Optional
 import typer
 
 from .errors import UserError
+from .memory import keep_freed_memory
 
 app = typer.Typer(
     name="mnist-tiny",
@@ -357,6 +358,7 @@ def bench(
 
 
 def main() -> None:
+    keep_freed_memory()
     try:
         app()
     finally:

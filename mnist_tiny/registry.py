@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .errors import UserError
 
-DEFAULT_MODEL = "lean-6k"
+DEFAULT_MODEL = "fast-11k"
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,3 @@
 """Built-in architectures. Importing this package registers them all (one file per family)."""
 
-from . import lean, reference, tiny  # noqa: F401
+from . import fast, lean, reference, tiny  # noqa: F401
