@@ -26,8 +26,8 @@ from .data import load_mnist
 from .distributed import World, barrier, data_parallel, local_processes, solo_threads, threads_per_process
 from .device import inference_copy, prepare_model, resolve_device
 from .errors import UserError
-from .memory import keep_freed_memory
 from .evaluate import logits_for
+from .memory import keep_freed_memory
 from .optim import make_optimizer
 from .registry import count_params, get_model
 from .settings import Settings
