@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import UserError
 
@@ -34,10 +36,30 @@ def prepare_model(model: torch.nn.Module, device: torch.device, training: bool =
       channels-last BatchNorm over 8–12 channels at 28×28 runs ~3× slower there (forward + backward, per layer).
     `training=True` asks for the training layout. A 1-channel input is the same bytes in either layout, so inputs
     need no conversion. Other devices: unmeasured, left as they are.
+
+    Without `training`, the model is for inference only: it is put in eval mode and, on the CPU, its BatchNorm
+    layers are folded into the convolutions before them (`fold_batchnorm`), so its state dict changes shape.
     """
     model = model.to(device)
+    if not training:
+        model.eval()
+        if device.type == "cpu":
+            fold_batchnorm(model)
     if device.type == "cpu" and (not training or torch.get_num_threads() == 1):
         model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """In place: each eval-mode BatchNorm2d that directly follows a Conv2d in an `nn.Sequential` is merged into the
+    conv's weight and bias and replaced by `nn.Identity` (same outputs to float rounding, one pass over the
+    activations fewer: a 10k-image evaluation of s6-attention 0.77 → 0.62 s on 2 CPU cores)."""
+    for sequence in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(sequence) - 1):
+            conv, norm = sequence[i], sequence[i + 1]
+            if (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and not conv.training
+                    and not norm.training and norm.running_mean is not None):
+                sequence[i], sequence[i + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
     return model
 
 

@@ -165,3 +165,31 @@ def test_plain_train_with_helper_processes_interrupts_and_resumes_exactly(tmp_pa
         assert a[key] == b[key], key
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     assert {p.name for p in (tmp_path / "whole").iterdir()} == RUN_FILES
+
+
+def _sum_twice(world, values):
+    world.shared.sum_(values[world.rank].clone())
+    world.shared.sum_(values[world.rank].clone() * 2)
+
+
+def _exit_at_once(world):
+    os._exit(3)
+
+
+def test_forked_helpers_sum_through_shared_memory_bit_identically_and_a_lost_helper_is_one_clear_error():
+    from mnist_tiny.distributed import local_processes
+    from mnist_tiny.errors import UserError
+
+    values = torch.randn(3, 5000)
+    with local_processes(3, 1, _sum_twice, values) as world:
+        first = world.shared.sum_(values[0].clone())
+        second = world.shared.sum_(values[0].clone() * 2)
+    assert torch.equal(first, values.sum(0))  # every rank adds up the same slots the same way
+    assert torch.allclose(second, 2 * values.sum(0))
+
+    try:
+        with local_processes(2, 1, _exit_at_once) as world:
+            world.shared.sum_(torch.ones(10))  # waits for a helper that is gone
+            raise AssertionError("the sum must fail without its helper")
+    except UserError as e:
+        assert "helper process 1 of 2 exited with code 3" in str(e), str(e)

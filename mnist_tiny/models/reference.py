@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .layers import Normalize, SqueezeExcite
+from .layers import Dropout, Normalize, SqueezeExcite
 
 
 def _conv_bn(cin: int, cout: int, padding: int = 1) -> nn.Sequential:
@@ -37,12 +37,12 @@ class S6Attention(nn.Module):
     def __init__(self):
         super().__init__()
         self.normalize = Normalize()
-        self.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn(8, 12), nn.MaxPool2d(2), nn.Dropout(0.1))  # 28 → 14
-        self.block2 = nn.Sequential(_conv_bn(12, 16), nn.MaxPool2d(2), nn.Dropout(0.1))  # 14 → 7
+        self.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn(8, 12), nn.MaxPool2d(2), Dropout(0.1))  # 28 → 14
+        self.block2 = nn.Sequential(_conv_bn(12, 16), nn.MaxPool2d(2), Dropout(0.1))  # 14 → 7
         self.residual = ResidualBlock(16)
         self.conv5 = _conv_bn(16, 16)
         self.attention = SqueezeExcite(16, 8)
-        self.conv6 = nn.Sequential(_conv_bn(16, 16), nn.Dropout(0.1))
+        self.conv6 = nn.Sequential(_conv_bn(16, 16), Dropout(0.1))
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(16, 10)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .layers import Normalize
+from .layers import Dropout, Normalize
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, padding: int = 1, groups: int = 1) -> nn.Sequential:
@@ -39,7 +39,7 @@ class GlobalAvgPool(nn.Module):
 
 class Head(nn.Sequential):
     def __init__(self, channels: int, dropout: float = 0.0):
-        layers = [GlobalAvgPool()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(channels, 10)]
+        layers = [GlobalAvgPool()] + ([Dropout(dropout)] if dropout else []) + [nn.Linear(channels, 10)]
         super().__init__(*layers)
 
 
