@@ -141,12 +141,14 @@ class SharedSum:
 
     gloo's all-reduce goes through loopback TCP: in a training epoch of s6-attention (2 one-thread processes,
     2 cores) a step's gradient all-reduce took 4.3–4.6 ms (median; waiting for the slower process included),
-    here 0.8–0.9 ms, and the epoch 8.0–9.1 s instead of 6.6–7.2 s. A sum costs two copies and an addition. Each rank copies its values into its own slot and
-    posts how many sums it has entered; once every rank has posted this one, each adds up all the slots in rank
-    order, so every rank gets bit-identical sums (as the model replicas must). Slots alternate between two
-    buffers: a rank can run at most one sum ahead of the slowest, so it never writes a buffer still being read.
-    The posts are read and written under a lock, whose acquire and release order the slots' memory between
-    processes on any CPU. A rank that waits checks every half second that the others are still alive.
+    here 0.8–0.9 ms, and the epoch 8.0–9.1 s instead of 6.6–7.2 s.
+
+    Each rank copies its values into its own slot and posts how many sums it has entered; once every rank has
+    posted this one, each adds up all the slots in the same way, so every rank gets bit-identical sums (as the
+    model replicas must). Slots alternate between two buffers: a rank can run at most one sum ahead of the
+    slowest, so it never writes a buffer still being read. The posts are read and written under a lock, whose
+    acquire and release order the slots' memory between processes on any CPU. A rank that waits checks every
+    half second that the others are still alive (it cannot hang on a process that died).
     """
 
     CAPACITY = 1 << 16  # float32 values per rank and buffer: far more than the gradients of a tiny model
