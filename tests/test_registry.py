@@ -67,3 +67,27 @@ def test_s6_lean_computes_every_function_s6_compact_can_with_48_fewer_parameters
         lean.load_state_dict(state)
         x = torch.rand(16, 1, 28, 28)
         torch.testing.assert_close(lean(x), compact(x), rtol=1e-4, atol=1e-4)
+
+
+def test_s6_attention_pooling_before_relu_changes_no_bit_of_the_reference():
+    """s6-attention max-pools before its ReLU (faster); the reference's order, ReLU then pool, must give the same
+    outputs and gradients bit for bit, ties in blank backgrounds included."""
+    from torch import nn
+
+    from mnist_tiny.models.layers import Dropout
+    from mnist_tiny.models.reference import _conv_bn
+
+    ours = mnist_tiny.get_model("s6-attention")
+    reference = mnist_tiny.get_model("s6-attention")
+    reference.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn(8, 12), nn.MaxPool2d(2), Dropout(0.1))
+    reference.block2 = nn.Sequential(_conv_bn(12, 16), nn.MaxPool2d(2), Dropout(0.1))
+    reference.load_state_dict(ours.state_dict())
+    x = torch.zeros(32, 1, 28, 28)
+    x[:, :, 6:22, 6:22] = torch.rand(32, 1, 16, 16)  # a blank border: equal values in many pooling windows
+    labels = torch.arange(32) % 10
+    for model in (ours, reference):
+        torch.manual_seed(0)  # the same dropout masks
+        torch.nn.functional.cross_entropy(model(x), labels).backward()
+    for (name, a), b in zip(ours.named_parameters(), reference.parameters()):
+        assert torch.equal(a.grad, b.grad), name
+    assert torch.equal(ours.eval()(x), reference.eval()(x))

@@ -15,6 +15,16 @@ def _conv_bn(cin: int, cout: int, padding: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=padding), nn.BatchNorm2d(cout), nn.ReLU())
 
 
+def _conv_bn_pool(cin: int, cout: int) -> nn.Sequential:
+    """`_conv_bn` followed by a 2×2 max-pool, with the pool moved before the ReLU.
+
+    ReLU and max-pooling commute exactly: max(relu(a), relu(b)) = relu(max(a, b)), and the gradient reaches the
+    same pixel either way (the window's first maximum, or none when it is ≤ 0). So outputs, gradients and trained
+    weights are bit for bit the original's, and the ReLU runs on a quarter of the values: one training step of
+    s6-attention ~7% faster on one CPU thread. The conv and BatchNorm keep their places (and state-dict keys)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.MaxPool2d(2), nn.ReLU())
+
+
 class ResidualBlock(nn.Module):
     """A 3×3 conv + BN branch added to a 1×1 conv branch (the 1×1 is the 'residual' path)."""
 
@@ -37,8 +47,8 @@ class S6Attention(nn.Module):
     def __init__(self):
         super().__init__()
         self.normalize = Normalize()
-        self.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn(8, 12), nn.MaxPool2d(2), Dropout(0.1))  # 28 → 14
-        self.block2 = nn.Sequential(_conv_bn(12, 16), nn.MaxPool2d(2), Dropout(0.1))  # 14 → 7
+        self.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn_pool(8, 12), Dropout(0.1))  # 28 → 14
+        self.block2 = nn.Sequential(_conv_bn_pool(12, 16), Dropout(0.1))  # 14 → 7
         self.residual = ResidualBlock(16)
         self.conv5 = _conv_bn(16, 16)
         self.attention = SqueezeExcite(16, 8)
