@@ -376,7 +376,8 @@ def local_processes(size: int, threads: int, target: Callable[..., Any], *args: 
     try:
         for rank in range(1, size):
             p = fork.Process(target=_helper_process, daemon=True, name=f"mnist-tiny rank {rank}",
-                             args=(rank, size, threads, store.port, shared, str(logs / f"rank-{rank}.log"), target, args))
+                             args=(rank, size, threads, store.port, shared, str(logs / f"rank-{rank}.log"), target,
+                                   args))
             p.start()
             helpers.append((rank, p))
         torch.set_num_threads(threads)

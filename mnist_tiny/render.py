@@ -298,8 +298,8 @@ def bench_table(result: dict[str, Any]) -> None:
     console.print(table)
     if "speedup" in result:
         sp = result["speedup"]
-        pairs = sp.get("epoch_plus_eval_per_run", [])
+        pairs = sp["epoch_plus_eval_per_run"]
         spread = f"run by run {min(pairs):.2f}–{max(pairs):.2f}×; " if len(pairs) > 1 else ""
         console.print(f"speed-up: [bold]{sp['epoch_plus_eval']:.1f}×[/] for epoch + eval "
-                      f"({spread}train {sp['train']:.1f}×, eval {sp['eval']:.1f}×); {sp['process']:.1f}× for the whole "
-                      "process (start-up included)")
+                      f"({spread}train {sp['train']:.1f}×, eval {sp['eval']:.1f}×); "
+                      f"{sp['process']:.1f}× for the whole process (start-up included)")

@@ -34,8 +34,8 @@ class Dropout(nn.Dropout):
     torch's CPU dropout draws one 32-bit random number per element (`bernoulli_`, ~7 ns each here); this draws
     one 64-bit number per four elements and keeps an element when its 16-bit slice clears the threshold, so `p`
     is honoured to 1/65536. A 64×12×14×14 batch: 0.74–0.92 ms forward + backward instead of 1.41–1.85 ms (one
-    thread, AVX2; 0.36–0.51 vs 0.52–0.75 ms at 64×16×7×7). Masks come from torch's default generator, as `nn.Dropout`'s do (a resumed run replays
-    them). Other devices use `nn.Dropout` itself.
+    thread, AVX2; 0.36–0.51 vs 0.52–0.75 ms at 64×16×7×7). Masks come from torch's default generator, as
+    `nn.Dropout`'s do (a resumed run replays them). Other devices use `nn.Dropout` itself.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

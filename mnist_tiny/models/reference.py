@@ -25,7 +25,8 @@ def _conv_bn_pool(cin: int, cout: int) -> nn.Sequential:
     weights are bit for bit the original's, and the ReLU runs on a quarter of the values: a training step of 64
     images on one CPU thread 23.35 → 23.0 ms (medians of best-of-30 timings, separate processes interleaved). The
     conv and BatchNorm keep their places (and state-dict keys)."""
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.MaxPool2d(2), nn.ReLU())
+    conv, norm, relu = _conv_bn(cin, cout)
+    return nn.Sequential(conv, norm, nn.MaxPool2d(2), relu)
 
 
 class ResidualBlock(nn.Module):
