@@ -122,18 +122,32 @@ class GradientAverage:
                 dist.broadcast(t.data, src=0)
 
     def __call__(self) -> None:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = self._flat_gradients()
+        if flat is None:  # not our SGD's layout (AdamW): pack the gradients into one buffer and back
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            self._sum(flat)
+            offset = 0
+            for p, g in zip(self.params, grads):
+                p.grad = g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+        else:
+            self._sum(flat)
+
+    def _flat_gradients(self) -> torch.Tensor | None:
+        """The one buffer all gradients are views of and that holds nothing else (see `optim.SGD`), if there is one."""
+        base = getattr(self.params[0].grad, "_base", None) if self.params else None
+        if base is None or base.numel() != sum(p.numel() for p in self.params):
+            return None
+        return base if all(p.grad is not None and p.grad._base is base for p in self.params) else None
+
+    def _sum(self, flat: torch.Tensor) -> None:
         shared = self.world.shared
         if shared is not None and shared.fits(flat):
             shared.sum_(flat)
         else:
             dist.all_reduce(flat)
         flat.div_(self.world.size)
-        offset = 0
-        for p, g in zip(self.params, grads):
-            p.grad = g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
 
 
 class SharedSum:

@@ -3,8 +3,14 @@
 SGD is our own few lines instead of `torch.optim.SGD`: the first call into any `torch.optim` optimizer imports
 `torch._dynamo`, which costs ~1.9 s on 2 CPU cores (measured: `torch.optim.SGD(...)` in a fresh process after
 `import torch`), a noticeable share of a short training run and of every test that trains. The update is
-`torch.optim.SGD`'s single-tensor path op for op (bit-identical results), and `state_dict()` has its format, so
-a `last.pt` written by either resumes with either. AdamW, not on the default path, stays `torch.optim.AdamW`.
+`torch.optim.SGD`'s (single-tensor path), and `state_dict()` has its format, so a `last.pt` written by either
+resumes with either. AdamW, not on the default path, stays `torch.optim.AdamW`.
+
+A tiny model's update is ~30 tensors of a few hundred values: its cost is the number of ops, not the arithmetic.
+So our SGD keeps the parameters, their gradients and momentum buffers back to back in three flat buffers (each
+parameter becomes a view into the first; nothing else about the model changes) and updates a whole group in five
+ops: `s6-attention`'s step 0.37 → 0.03 ms, and the processes of a data-parallel run add up gradients in place
+(`distributed.GradientAverage`) instead of packing them into a buffer and back (0.22 ms).
 """
 
 from __future__ import annotations
@@ -15,38 +21,66 @@ import torch
 
 
 class SGD:
-    """SGD with momentum (optionally Nesterov) and per-group weight decay, as `torch.optim.SGD` computes it."""
+    """SGD with momentum (optionally Nesterov) and per-group weight decay, as `torch.optim.SGD` computes it.
+
+    Gradients stay in their flat buffer: `zero_grad` zeroes them instead of dropping them, so a parameter the loss
+    does not reach gets a zero gradient (and its weight decay) where torch.optim would skip it. A gradient that
+    other code replaced is copied back into place before the update."""
 
     def __init__(self, groups: list[dict[str, Any]], lr: float, momentum: float = 0.0, nesterov: bool = False):
         defaults = {"lr": lr, "momentum": momentum, "dampening": 0.0, "weight_decay": 0.0, "nesterov": nesterov}
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
+        params = self._params()
+        if len(set(map(id, params))) != len(params) or len({(p.device, p.dtype) for p in params}) > 1:
+            raise ValueError("SGD needs distinct parameters of one dtype on one device")
+        self.flat_params, self._param_views = _flatten(params, params[0].new_empty if params else None, copy=True)
+        self.flat_grads, self._grad_views = _flatten(params, params[0].new_zeros if params else None)
+        self._momentum, self._momentum_views = _flatten(params, params[0].new_zeros if params else None)
+        for p, view in zip(params, self._grad_views):
+            if p.grad is not None:
+                view.copy_(p.grad)
+            p.grad = view
+        # torch.optim's layout: a parameter's momentum buffer appears in `state` once the buffer exists.
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()
+        """Zero the gradients (in place whatever `set_to_none` says: see the class docstring)."""
+        self._reclaim_gradients()
+        self.flat_grads.zero_()
+
+    @torch.no_grad()
+    def _reclaim_gradients(self) -> None:
+        """Put gradients that other code replaced (clipping, a hook) or dropped back into the flat buffer."""
+        for p, view in zip(self._params(), self._grad_views):
+            if p.grad is not view:
+                view.copy_(p.grad) if p.grad is not None else view.zero_()
+                p.grad = view
 
     @torch.no_grad()
     def step(self) -> None:
+        self._reclaim_gradients()
+        start = 0
         for group in self.param_groups:
+            stop = start + sum(p.numel() for p in group["params"])
             lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
-                if momentum != 0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = grad.detach().clone()
-                    else:
-                        buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
-                    grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
-                p.add_(grad, alpha=-lr)
+            params, grad = self.flat_params[start:stop], self.flat_grads[start:stop]
+            if decay != 0:
+                grad = grad.add(params, alpha=decay)
+            if momentum != 0:
+                buf = self._momentum[start:stop]
+                if group["params"] and group["params"][0] in self.state:
+                    buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+                else:  # the first step: the buffer is the gradient itself
+                    buf.copy_(grad)
+                    self._start_momentum(group)
+                grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+            params.add_(grad, alpha=-lr)
+            start = stop
+
+    def _start_momentum(self, group: dict[str, Any]) -> None:
+        views = dict(zip(map(id, self._params()), self._momentum_views))
+        for p in group["params"]:
+            self.state.setdefault(p, {"momentum_buffer": views[id(p)]})
 
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -69,11 +103,42 @@ class SGD:
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: saved[k] for k in ("lr", "momentum", "dampening", "weight_decay", "nesterov") if k in saved})
         params = self._params()
+        self._momentum.zero_()
         self.state = {}
         for i, saved in state_dict["state"].items():
             buf = saved.get("momentum_buffer")
-            if buf is not None:  # torch.optim.SGD stores None when momentum is 0
-                self.state[params[int(i)]] = {"momentum_buffer": buf.clone()}
+            if buf is None:  # torch.optim.SGD stores None when momentum is 0
+                continue
+            view = self._momentum_views[int(i)]
+            if buf.shape != view.shape:
+                raise ValueError(f"optimizer state: momentum buffer {i} has shape {tuple(buf.shape)}, "
+                                 f"its parameter {tuple(view.shape)}")
+            view.copy_(buf)
+            self.state[params[int(i)]] = {"momentum_buffer": view}
+        # A parameter torch.optim never stepped has no buffer; in a group that has started, its zero buffer gives
+        # the same next step as torch's first one (buffer = gradient), so it joins the state.
+        for group in self.param_groups:
+            if any(p in self.state for p in group["params"]):
+                self._start_momentum(group)
+
+
+def _flatten(params: list[torch.Tensor], new, copy: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A flat buffer from `new(total)` and views of it shaped and strided like each of `params`, back to back.
+    With `copy`, the parameters' values move into the buffer and the parameters become those views."""
+    if new is None:
+        return torch.empty(0), []
+    flat = new(sum(p.numel() for p in params))
+    views, offset = [], 0
+    for p in params:
+        dense = p.is_contiguous() or (p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last))
+        stride = p.stride() if dense else torch.empty(p.shape, device="meta").stride()
+        view = flat.as_strided(p.shape, stride, offset)
+        if copy:
+            view.copy_(p.detach())
+            p.data = view
+        views.append(view)
+        offset += p.numel()
+    return flat, views
 
 
 def make_optimizer(model: torch.nn.Module, s) -> SGD | torch.optim.Optimizer:

@@ -1,8 +1,13 @@
-"""Our drop-in layers: `Dropout` behaves as `nn.Dropout` does, with a cheaper mask on the CPU."""
+"""Our drop-in layers: `Dropout` behaves as `nn.Dropout` does, with a cheaper mask on the CPU; a pooled conv run at
+a width of 8 channels computes what the plain layers do."""
+
+import copy
 
 import torch
+from torch import nn
 
-from mnist_tiny.models.layers import Dropout, dropout_mask
+from mnist_tiny.device import fold_batchnorm
+from mnist_tiny.models.layers import Dropout, dropout_mask, pooled_at_width_of_8
 
 
 def test_dropout_mask_drops_p_of_the_values_independently_and_scales_the_rest():
@@ -40,3 +45,41 @@ def test_dropout_trains_like_nn_dropout_and_is_the_identity_in_eval():
     assert torch.equal(first, layer(x))  # drawn from torch's default generator: a seed (or a resume) replays it
     layer.eval()
     assert layer(x) is x
+
+
+def test_a_pooled_conv_at_a_width_of_8_channels_computes_what_the_plain_layers_do():
+    torch.manual_seed(0)
+    layers = nn.ModuleList([nn.Conv2d(8, 12, 3, padding=1), nn.BatchNorm2d(12), nn.MaxPool2d(2)])
+    layers = layers.to(memory_format=torch.channels_last)
+    x = torch.zeros(16, 8, 28, 28)
+    x[:, :, 5:21, 5:21] = torch.randn(16, 8, 16, 16)  # a blank border: ties in many pooling windows
+    x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(16, 12, 14, 14)
+
+    def run(conv, norm, pool, padded):
+        inputs = x.clone().requires_grad_()
+        out = pooled_at_width_of_8(inputs, conv, norm, pool) if padded else pool(norm(conv(inputs)))
+        out.backward(g)
+        return out, inputs.grad
+
+    plain = copy.deepcopy(layers)
+    for step in range(3):  # running statistics accumulate the same way
+        out, grad_in = run(*layers, padded=True)
+        plain_out, plain_grad_in = run(*plain, padded=False)
+        assert torch.equal(out, plain_out) and out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(grad_in, plain_grad_in, atol=1e-6)
+        assert grad_in.is_contiguous(memory_format=torch.channels_last)
+        for a, b in zip(layers.parameters(), plain.parameters()):  # summed in another order: equal to rounding
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+        for a, b in zip(layers.buffers(), plain.buffers()):
+            assert torch.equal(a, b)
+
+    layers.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(pooled_at_width_of_8(x, *layers), plain[2](plain[1](plain[0](x))))  # eval-mode BatchNorm
+        folded = fold_batchnorm(nn.Sequential(*copy.deepcopy(layers)))
+        assert isinstance(folded[1], nn.Identity)
+        assert torch.equal(pooled_at_width_of_8(x, *folded), folded(x))  # BatchNorm folded into the conv
+        assert torch.equal(pooled_at_width_of_8(x, layers[0], None, layers[2]), layers[2](layers[0](x)))
+        nchw = x.contiguous()  # other layouts take the plain path
+        assert torch.equal(pooled_at_width_of_8(nchw, *layers), plain[2](plain[1](plain[0](nchw))))
