@@ -56,8 +56,8 @@ def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     return mask.as_strided(x.shape, x.stride()) if dense else mask.view(x.shape)
 
 
-
-def pooled_at_width_of_8(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module | None, pool: nn.MaxPool2d) -> torch.Tensor:
+def pooled_at_width_of_8(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module | None,
+                         pool: nn.MaxPool2d) -> torch.Tensor:
     """`pool(norm(conv(x)))`, where `norm` is an affine `BatchNorm2d`, `nn.Identity` (folded into the conv) or None.
 
     On a channels-last CPU tensor, when the conv's output channels are not a multiple of 8 (AVX2's 8 floats), the
@@ -68,10 +68,10 @@ def pooled_at_width_of_8(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module | Non
     plain path's; gradients match to float rounding (BatchNorm sums in another order at 16 channels).
     """
     out_channels, pad = conv.out_channels, -conv.out_channels % 8
-    plain = (pad == 0 or x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last)
-             or not (norm is None or isinstance(norm, nn.Identity) or (isinstance(norm, nn.BatchNorm2d) and norm.affine
-                                                                       and norm.track_running_stats)))
-    if plain:
+    known_norm = norm is None or isinstance(norm, nn.Identity) or (
+        isinstance(norm, nn.BatchNorm2d) and norm.affine and norm.track_running_stats)
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    if pad == 0 or not known_norm or x.device.type != "cpu" or not channels_last:
         return pool(conv(x) if norm is None else norm(conv(x)))
     weight = F.pad(conv.weight, (0, 0, 0, 0, 0, 0, 0, pad)).contiguous(memory_format=torch.channels_last)
     z = conv._conv_forward(x, weight, None if conv.bias is None else F.pad(conv.bias, (0, pad)))
