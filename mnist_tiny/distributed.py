@@ -117,6 +117,7 @@ class GradientAverage:
     def __init__(self, model: torch.nn.Module, world: World):
         self.world = world
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self._values = sum(p.numel() for p in self.params)
         with torch.no_grad():
             for t in [*model.parameters(), *model.buffers()]:
                 dist.broadcast(t.data, src=0)
@@ -137,7 +138,7 @@ class GradientAverage:
     def _flat_gradients(self) -> torch.Tensor | None:
         """The one buffer all gradients are views of and that holds nothing else (see `optim.SGD`), if there is one."""
         base = getattr(self.params[0].grad, "_base", None) if self.params else None
-        if base is None or base.numel() != sum(p.numel() for p in self.params):
+        if base is None or base.numel() != self._values:
             return None
         return base if all(p.grad is not None and p.grad._base is base for p in self.params) else None
 

@@ -31,11 +31,11 @@ class SGD:
         defaults = {"lr": lr, "momentum": momentum, "dampening": 0.0, "weight_decay": 0.0, "nesterov": nesterov}
         self.param_groups = [{**defaults, **group, "params": list(group["params"])} for group in groups]
         params = self._params()
-        if len(set(map(id, params))) != len(params) or len({(p.device, p.dtype) for p in params}) > 1:
-            raise ValueError("SGD needs distinct parameters of one dtype on one device")
-        self.flat_params, self._param_views = _flatten(params, params[0].new_empty if params else None, copy=True)
-        self.flat_grads, self._grad_views = _flatten(params, params[0].new_zeros if params else None)
-        self._momentum, self._momentum_views = _flatten(params, params[0].new_zeros if params else None)
+        if not params or len(set(map(id, params))) != len(params) or len({(p.device, p.dtype) for p in params}) > 1:
+            raise ValueError("SGD needs distinct parameters, at least one, of one dtype on one device")
+        self.flat_params, _ = _flatten(params, move=True)
+        self.flat_grads, self._grad_views = _flatten(params)
+        self._momentum, self._momentum_views = _flatten(params)
         for p, view in zip(params, self._grad_views):
             if p.grad is not None:
                 view.copy_(p.grad)
@@ -116,24 +116,23 @@ class SGD:
             view.copy_(buf)
             self.state[params[int(i)]] = {"momentum_buffer": view}
         # A parameter torch.optim never stepped has no buffer; in a group that has started, its zero buffer gives
-        # the same next step as torch's first one (buffer = gradient), so it joins the state.
+        # the same next step as torch's first one (buffer = gradient; without dampening, which our recipes never
+        # set), so it joins the state.
         for group in self.param_groups:
             if any(p in self.state for p in group["params"]):
                 self._start_momentum(group)
 
 
-def _flatten(params: list[torch.Tensor], new, copy: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """A flat buffer from `new(total)` and views of it shaped and strided like each of `params`, back to back.
-    With `copy`, the parameters' values move into the buffer and the parameters become those views."""
-    if new is None:
-        return torch.empty(0), []
-    flat = new(sum(p.numel() for p in params))
+def _flatten(params: list[torch.Tensor], move: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A flat buffer of zeros and views of it shaped and strided like each of `params`, back to back. With `move`,
+    the parameters' values move into the buffer and the parameters become those views."""
+    flat = params[0].new_zeros(sum(p.numel() for p in params))
     views, offset = [], 0
     for p in params:
         dense = p.is_contiguous() or (p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last))
         stride = p.stride() if dense else torch.empty(p.shape, device="meta").stride()
         view = flat.as_strided(p.shape, stride, offset)
-        if copy:
+        if move:
             view.copy_(p.detach())
             p.data = view
         views.append(view)

@@ -21,13 +21,19 @@ def steps(model, optimizer, n, x, y):
         optimizer.step()
 
 
-def test_sgd_matches_torch_and_state_dicts_interchange():
+def twins():
+    """lean-6k twice with the same weights, ours and torch's SGD over them, and a batch."""
     torch.manual_seed(0)
     ours_model = get_model("lean-6k")
     torch_model = copy.deepcopy(ours_model)
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     ours = SGD(param_groups(ours_model), lr=0.1, momentum=0.9, nesterov=True)
     reference = torch.optim.SGD(param_groups(torch_model), lr=0.1, momentum=0.9, nesterov=True)
+    return ours_model, torch_model, ours, reference, x, y
+
+
+def test_sgd_matches_torch_and_state_dicts_interchange():
+    ours_model, torch_model, ours, reference, x, y = twins()
     steps(ours_model, ours, 3, x, y)
     steps(torch_model, reference, 3, x, y)
     for a, b in zip(ours_model.state_dict().values(), torch_model.state_dict().values()):
@@ -45,12 +51,7 @@ def test_sgd_matches_torch_and_state_dicts_interchange():
 
 
 def test_sgd_keeps_parameters_and_gradients_in_flat_buffers_and_honours_gradients_set_by_other_code():
-    torch.manual_seed(0)
-    ours_model = get_model("lean-6k")
-    torch_model = copy.deepcopy(ours_model)
-    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
-    ours = SGD(param_groups(ours_model), lr=0.1, momentum=0.9, nesterov=True)
-    reference = torch.optim.SGD(param_groups(torch_model), lr=0.1, momentum=0.9, nesterov=True)
+    ours_model, torch_model, ours, reference, x, y = twins()
     storage = ours.flat_params.untyped_storage().data_ptr()
     assert all(p.untyped_storage().data_ptr() == storage for p in ours_model.parameters())
     steps(ours_model, ours, 2, x, y)
