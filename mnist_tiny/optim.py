@@ -143,8 +143,9 @@ def _flatten(params: list[torch.Tensor], move: bool = False) -> tuple[torch.Tens
 def make_optimizer(model: torch.nn.Module, s) -> SGD | torch.optim.Optimizer:
     """The optimizer `s` (Settings) names. No weight decay on BatchNorm and biases: with a few thousand weights,
     decaying them costs accuracy."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen ones stay out (and unchanged)
+    decay = [p for p in trainable if p.ndim > 1]
+    no_decay = [p for p in trainable if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if s.optimizer == "sgd":
         return SGD(groups, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0)

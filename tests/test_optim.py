@@ -85,3 +85,15 @@ def test_sgd_resumes_a_torch_state_that_lacks_some_momentum_buffers():
     steps(torch_model, reference, 2, x, y)
     for a, b in zip(ours_model.state_dict().values(), torch_model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_make_optimizer_leaves_frozen_parameters_alone():
+    from mnist_tiny.optim import make_optimizer
+    from mnist_tiny.settings import Settings
+
+    model = get_model("lean-6k")
+    model.fc.weight.requires_grad_(False)
+    frozen = model.fc.weight.detach().clone()
+    optimizer = make_optimizer(model, Settings())
+    steps(model, optimizer, 2, torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+    assert torch.equal(model.fc.weight, frozen)  # no weight decay or momentum on a parameter that takes no gradient
