@@ -12,9 +12,11 @@ __version__ = "0.1.0"
 
 _API = {
     "DEFAULT_MODEL": "registry",
-    "get_model": "registry",
-    "list_models": "registry",
+    "get_model": "modelref",
+    "list_models": "modelref",
     "register_model": "registry",
+    "check": "course",
+    "summarize": "summary",
     "count_params": "registry",
     "load_checkpoint": "checkpoint",
     "Settings": "settings",
@@ -36,5 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .checkpoint import load_checkpoint  # noqa: F401
     from .errors import UserError  # noqa: F401
     from .images import preprocess  # noqa: F401
-    from .registry import DEFAULT_MODEL, count_params, get_model, list_models, register_model  # noqa: F401
+    from .course import check  # noqa: F401
+    from .modelref import get_model, list_models  # noqa: F401
+    from .registry import DEFAULT_MODEL, count_params, register_model  # noqa: F401
+    from .summary import summarize  # noqa: F401
     from .settings import Settings, resolve_settings  # noqa: F401

@@ -29,7 +29,8 @@ from .errors import UserError
 from .evaluate import logits_for
 from .memory import keep_freed_memory
 from .optim import make_optimizer
-from .registry import count_params, get_model
+from .modelref import model_for
+from .registry import count_params
 from .settings import Settings
 from .train import planned_processes, train_step
 
@@ -42,7 +43,7 @@ def _sync(device: torch.device) -> None:
 def fast_pass(world: World, s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
     """What `train` does for one epoch, in each of its processes, then what `eval` does (rank 0 alone)."""
     torch.manual_seed(s.seed)
-    model = prepare_model(get_model(s.model), device, training=True)
+    model = prepare_model(model_for(s.model, s.input_scaling), device, training=True)
     net, average = data_parallel(model, world, device)
     optimizer = make_optimizer(model, s)
     x_all, y_all = train.images.to(device), train.labels.to(device)
@@ -80,7 +81,7 @@ def classic_pass(s: Settings, images: int, device: torch.device) -> dict[str, fl
     train_set = datasets.MNIST(str(s.data_dir), train=True, download=False, transform=augment)
     test_set = datasets.MNIST(str(s.data_dir), train=False, download=False, transform=transforms.ToTensor())
     torch.manual_seed(s.seed)
-    model = get_model(s.model).to(device)
+    model = model_for(s.model, s.input_scaling).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum)
     loader = DataLoader(Subset(train_set, torch.randperm(len(train_set))[:images].tolist()), batch_size=s.batch_size,
                         shuffle=False, num_workers=0)
@@ -150,7 +151,7 @@ def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int =
             passes[name].append(timed_process(name, s, images))
     processes = planned_processes(s, device)
     threads = threads_per_process(s.threads, processes) if processes > 1 else s.threads or torch.get_num_threads()
-    result: dict[str, Any] = {"model": s.model, "params": count_params(get_model(s.model)), "device": str(device),
+    result: dict[str, Any] = {"model": s.model, "params": count_params(model_for(s.model, s.input_scaling)), "device": str(device),
                               "processes": processes, "threads": threads, "batch_size": s.batch_size,
                               "images": images, "runs": runs}
     for name, rows in passes.items():

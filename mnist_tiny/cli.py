@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -20,7 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+MODEL_HELP = "Model: a registry name (`mnist-tiny models`), path/to/file.py:Class or module:Attr."
 _state = {"debug": False}
 
 
@@ -94,7 +97,8 @@ def _print_json(data: Any) -> None:
 @app.command()
 @command
 def train(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture (see `mnist-tiny models`)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    recipe: Optional[str] = typer.Option(None, help="Train with this registry model's recipe, e.g. fast-11k."),
     epochs: Optional[int] = typer.Option(None, help="Number of epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
@@ -116,9 +120,10 @@ def train(
     """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
     from . import render
     from .settings import Settings, resolve_settings
-    from .train import TrainingInterrupted, train as run_training
+    from .modelref import is_registry_name
+    from .train import TrainingInterrupted, run_name, train as run_training
 
-    named = {"model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+    named = {"model": model, "recipe": recipe, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
              "subset": subset, "data_dir": data_dir, "out": out, "device": device}
     # A named flag left out must not hide the same key given with --set.
@@ -143,7 +148,9 @@ def train(
             if main_process:
                 procs = int(os.environ.get("WORLD_SIZE", "1"))
                 launcher = f"torchrun --nproc-per-node {procs} -m mnist_tiny" if procs > 1 else "mnist-tiny"
-                again = f"{launcher} train --resume {e.checkpoint}"
+                again = f"{launcher} train --resume {shlex.quote(str(e.checkpoint))}"
+                if not is_registry_name(s.model):
+                    again += f" --model {shlex.quote(s.model)}"
                 render.error(f"interrupted; saved {e.checkpoint}. Continue with: {again}")
             raise typer.Exit(130 if e.signum == 2 else 143) from None
         finally:
@@ -160,7 +167,7 @@ def train(
             render.train_summary(summary)
         return
 
-    base = settings.out or Path("runs") / f"{settings.model}-seeds-{'-'.join(map(str, seed_list))}"
+    base = settings.out or Path("runs") / f"{run_name(settings.model)}-seeds-{'-'.join(map(str, seed_list))}"
     summaries = []
     for seed_value in seed_list:
         s = settings.model_copy(update={"seed": seed_value, "out": Path(base) / f"seed-{seed_value}"})
@@ -190,8 +197,17 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     from .checkpoint import read_checkpoint
     from .settings import Settings
 
+    from .modelref import is_registry_name
+
     saved = read_checkpoint(resume).get("settings") or {}
     changeable = {"data_dir", "device", "threads", "processes", "download", "mirror"}
+    recorded = saved.get("model")
+    if isinstance(recorded, str) and not is_registry_name(recorded):
+        # A user's model: its code runs only when the user names it, so resuming needs --model again.
+        if flags.get("model") is None:
+            raise UserError(f"--resume {resume}: the run trains your model {recorded}, whose code is never run by "
+                            f"itself; add --model {recorded}", 2)
+        changeable.add("model")
     conflicting = [k for k, v in flags.items() if v is not None and k not in changeable and k in saved
                    and str(saved[k]) != str(v)]
     if conflicting:
@@ -206,7 +222,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
 @command
 def models(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the registered architectures, their size, and the shipped weights' test accuracy."""
-    from .registry import model_rows
+    from .modelref import model_rows
 
     rows = model_rows()
     if json_out:
@@ -217,31 +233,33 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print JSON inste
         models_table(rows)
 
 
-def _load(checkpoint: Optional[Path], model: Optional[str]):
-    """The model to use: a checkpoint file, else the shipped weights of --model (default DEFAULT_MODEL)."""
+def _load(checkpoint: Optional[Path], model: Optional[str], input_scaling: Optional[str] = None):
+    """The model to use: a checkpoint file (with --model for a user's model), else the shipped weights of a
+    registry --model (default DEFAULT_MODEL), else a user's --model as built (untrained)."""
     from .checkpoint import load_checkpoint
-    from .registry import DEFAULT_MODEL, get_spec
+    from .modelref import is_registry_name, resolve
 
     if checkpoint is not None:
-        loaded = load_checkpoint(checkpoint)
-        if model is not None and model != loaded.name:
-            raise UserError(f"--model {model} disagrees with checkpoint {checkpoint}, which holds {loaded.name!r}", 2)
-        return loaded
-    spec = get_spec(model or DEFAULT_MODEL)
-    if not spec.has_weights:
-        raise UserError(f"model {spec.name!r} has no shipped weights; pass --checkpoint PATH from `mnist-tiny train`", 2)
-    return load_checkpoint(spec.weights_path)
+        return load_checkpoint(checkpoint, model, input_scaling)
+    if model is not None and not is_registry_name(model):
+        raise UserError(f"--model {model} is your own model: also pass --checkpoint PATH with its trained weights "
+                        f"(from `mnist-tiny train --model {model}` or a state dict your script saved)", 2)
+    source = resolve(model)
+    if not source.spec.has_weights:
+        raise UserError(f"model {source.name!r} has no shipped weights; pass --checkpoint PATH from `mnist-tiny train`", 2)
+    return load_checkpoint(source.spec.weights_path)
 
 
 @app.command("eval")
 @command
 def eval_(
     checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Use this model's shipped weights."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
     split: str = typer.Option("test", help="test, val or train (val/train: the split the checkpoint was trained on)."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
     config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
+    set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
     report: Optional[Path] = typer.Option(None, help="Write confusion.png, errors.png and metrics.json here."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
@@ -250,10 +268,11 @@ def eval_(
 
     if split not in ("test", "val", "train"):
         raise UserError(f"--split {split!r}: expected test, val or train", 2)
-    loaded = _load(checkpoint, model)
     from .settings import resolve_settings
 
-    settings = resolve_settings({"data_dir": data_dir, "device": device, "model": loaded.name}, config)
+    settings = resolve_settings({**_parse_set(set_), "data_dir": data_dir, "device": device}, config,
+                                with_recipe=False)
+    loaded = _load(checkpoint, model, None if settings.input_scaling == "auto" else settings.input_scaling)
     result = run_eval(loaded, settings, split, report)
     if json_out:
         _print_json(result)
@@ -266,26 +285,21 @@ def eval_(
 @app.command()
 @command
 def params(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (default: the default model)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="Summarise the model inside this checkpoint."),
-    max_params: Optional[int] = typer.Option(None, help="Fail (exit 1) if the model has more parameters."),
-    require: Optional[str] = typer.Option(None, help="Fail unless the model has all of: bn,dropout,gap,fc."),
+    max_params: Optional[int] = typer.Option(None, min=0, help="Fail (exit 1) if the model has more parameters."),
+    count: str = typer.Option("total", help="What --max-params counts: total, trainable or with_bn_stats."),
+    require: Optional[str] = typer.Option(None, help="Fail unless the model computes all of: bn,dropout,gap,fc."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Per-layer table: output shape, parameters, MACs and receptive field, with course-rule checks."""
-    from .registry import DEFAULT_MODEL, get_model
-    from .summary import check_rules, summarize
+    """Per-layer table: output shape, parameters, MACs and receptive field, with course rules judged on what the
+    model computes in a training-mode forward pass."""
+    summary = _summary(checkpoint, model)
+    from .rules import check_rules
 
-    if checkpoint is not None:
-        loaded = _load(checkpoint, model)
-        name, net = loaded.name, loaded.model
-    else:
-        name = model or DEFAULT_MODEL
-        net = get_model(name)
-    summary = summarize(net, name)
-    broken = check_rules(summary, max_params, require)
+    broken = check_rules(summary, max_params, require, count)
     if json_out:
-        _print_json({**summary, "violations": broken} if (max_params or require) else summary)
+        _print_json({**summary, "violations": broken} if (max_params is not None or require) else summary)
     else:
         from .render import params_table
 
@@ -298,6 +312,23 @@ def params(
         raise typer.Exit(1)
 
 
+def _summary(checkpoint: Optional[Path], model: Optional[str]) -> dict[str, Any]:
+    from .summary import summarize
+
+    if checkpoint is not None:
+        loaded = _load(checkpoint, model)
+        return summarize(loaded.model, loaded.name)
+    from .modelref import model_for
+
+    return summarize(model_for(model), model or _default_model())
+
+
+def _default_model() -> str:
+    from .registry import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
 app.command("summarize", help="Alias of `params`.")(params)
 
 
@@ -306,7 +337,7 @@ app.command("summarize", help="Alias of `params`.")(params)
 def predict(
     images: List[Path] = typer.Argument(..., help="Image files or directories of images.", show_default=False),
     checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Use this model's shipped weights."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
     top_k: int = typer.Option(3, "--top-k", min=1, max=10, help="How many candidates to show."),
     show: bool = typer.Option(False, "--show", help="Also draw the 28×28 image the model saw."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
@@ -333,8 +364,51 @@ def predict(
 
 @app.command()
 @command
+def check(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    checkpoint: Optional[Path] = typer.Option(None, help="Also judge this checkpoint's test accuracy."),
+    max_params: int = typer.Option(20_000, min=0, help="At most this many parameters."),
+    count: str = typer.Option("total", help="What --max-params counts: total, trainable or with_bn_stats."),
+    require: str = typer.Option("bn,dropout,gap,fc", help="What the model must compute (empty: nothing)."),
+    min_acc: Optional[float] = typer.Option(None, help="Test accuracy in % the checkpoint must reach [99.4]."),
+    max_epochs: Optional[int] = typer.Option(None, min=1, help="The checkpoint trained at most this many epochs."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """A course's CI test in one command: parameter budget, the structure rules and (with --checkpoint) the
+    accuracy bar. Exit 0 when every check passes, 1 otherwise."""
+    from .course import check as run_check
+    from .settings import resolve_settings
+
+    settings = resolve_settings({"data_dir": data_dir}, with_recipe=False) if checkpoint else None
+    result = run_check(model, checkpoint, max_params, require, count, min_acc, max_epochs, settings)
+    if json_out:
+        _print_json(result)
+    else:
+        from .render import check_table
+
+        check_table(result)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
+def new(folder: Path = typer.Argument(..., help="A new or empty directory.", show_default=False)) -> None:
+    """Start a course project: a documented model file that passes the rules, pytest tests through the Python
+    API, a GitHub Actions workflow (rules, tests, a short training and its accuracy) and a README."""
+    from .course import new_project
+    from .render import console
+
+    for path in new_project(folder):
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"next: cd {shlex.quote(str(folder))} && mnist-tiny params --model model.py:Net", highlight=False)
+
+
+@app.command()
+@command
 def bench(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture (default: the default model)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
     images: int = typer.Option(25_600, min=1, help="Training images to time (one 'epoch' of the benchmark)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also time the classic per-sample torchvision pipeline."),

@@ -21,16 +21,18 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     if split == "test":
         return splits["test"]
     recorded = loaded.settings
+    subset = recorded.get("subset")
     train, val = train_val_split(splits["train"], int(recorded.get("val_size", settings.val_size)),
-                                 int(recorded.get("seed", settings.seed)))
+                                 int(recorded.get("seed", settings.seed)), int(subset) if subset else None)
     return val if split == "val" else train
 
 
 def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report: Path | None = None) -> dict[str, Any]:
     device = resolve_device(settings.device)
     data = eval_split(loaded, settings, split)
+    params = count_params(loaded.model)  # before `prepare_model` folds BatchNorm into the convs (fewer tensors)
     result = evaluate(prepare_model(loaded.model, device), data.images, data.labels, device, settings.eval_batch_size)
-    result = {"model": loaded.name, "params": count_params(loaded.model), "checkpoint": str(loaded.path),
+    result = {"model": loaded.name, "params": params, "checkpoint": str(loaded.path),
               "split": split, **result}
     if report is not None:
         write_report(result, data.images, Path(report))

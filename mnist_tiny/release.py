@@ -24,7 +24,8 @@ import torch
 from .checkpoint import FORMAT, load_checkpoint, save_atomic, versions
 from .data import load_mnist
 from .evaluate import loss_and_accuracy
-from .registry import count_params, get_spec
+from .modelref import get_spec
+from .registry import count_params
 from .settings import default_data_dir
 from .summary import summarize
 

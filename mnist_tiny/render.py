@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -23,7 +24,7 @@ def pct(x: float | None, digits: int = 2) -> str:
 
 
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
 def settings_table(settings: dict[str, Any], title: str = "settings") -> Table:
@@ -180,7 +181,7 @@ def models_table(rows: list[dict[str, Any]]) -> None:
         name = f"[bold]{row['name']}[/]" + (" [dim](default)[/]" if row["default"] else "")
         sweep = row.get("sweep")
         spread = f"{100 * sweep['mean']:.2f} ± {100 * sweep['std']:.2f}% ({len(sweep['seeds'])})" if sweep else "–"
-        table.add_row(name, f"{row['params']:,}", "✓" if row["weights"] else "–", pct(row.get("test_acc")), spread,
+        table.add_row(name, f"{row['params']:,}" if row['params'] is not None else "–", "✓" if row["weights"] else "–", pct(row.get("test_acc")), spread,
                       row["description"])
     console.print(table)
 
@@ -230,14 +231,36 @@ def params_table(summary: dict[str, Any], broken: list[str]) -> None:
         table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}" if layer["params"] else "[dim]·[/]",
                       f"{layer['macs']:,}" if layer["macs"] else "[dim]·[/]", str(layer["rf"]["size"]),
                       str(layer["rf"]["jump"]))
-    has = summary["has"]
-    flags = " ".join(f"{'[green]✓' if has[k] else '[red]✗'} {k}[/]" for k in ("batchnorm", "dropout", "gap", "fc"))
-    table.caption = (f"total {summary['total_params']:,} params ({summary['trainable_params']:,} trainable) · "
-                     f"{summary['macs']:,} MACs · receptive field {summary['receptive_field']} · {flags}")
+    counts = summary["params"]
+    table.caption = (f"{counts['total']:,} params ({counts['trainable']:,} trainable, {counts['with_bn_stats']:,} "
+                     f"with BatchNorm statistics) · {summary['macs']:,} MACs · receptive field "
+                     f"{summary['receptive_field']}")
     table.caption_justify = "left"
     console.print(table)
+    rules_lines(summary["rules"])
     for problem in broken:
-        err_console.print(f"[bold red]rule broken:[/] {problem}", highlight=False)
+        err_console.print(f"[bold red]rule broken:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+def rules_lines(rules: dict[str, dict[str, Any]]) -> None:
+    """One line per course rule: ✓/✗, the rule, and the evidence from the traced forward pass."""
+    console.print("course rules, judged on a training-mode forward pass:", highlight=False)
+    for rule, verdict in rules.items():
+        mark = "[green]✓[/]" if verdict["ok"] else "[red]✗[/]"
+        console.print(f"  {mark} {rule}: {escape(verdict['evidence'])}", highlight=False, soft_wrap=True)
+
+
+def check_table(result: dict[str, Any]) -> None:
+    title = f"course check · {result['model']}" + (f" · {result['checkpoint']}" if result["checkpoint"] else "")
+    console.print(escape(title), highlight=False, soft_wrap=True)
+    for c in result["checks"]:
+        mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
+        console.print(f"  {mark} {c['name']}: {escape(c['detail'])}", highlight=False, soft_wrap=True)
+    if not result["accuracy_checked"]:
+        console.print("  [dim]· accuracy: not checked (pass --checkpoint PATH)[/]", highlight=False)
+    verdict = "[bold green]passed[/]" if result["passed"] else "[bold red]failed[/]"
+    console.print(f"{verdict}: {sum(c['ok'] for c in result['checks'])} of {len(result['checks'])} checks",
+                  highlight=False)
 
 
 RAMP = " .:-=+*#%@"
@@ -275,7 +298,8 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
         color = console.color_system is not None
         for r in results:
             if "input" in r:
-                console.print(f"\n[bold]{r['path']}[/] → {r['digit']} · the 28×28 the model saw:", highlight=False)
+                console.print(f"\n[bold]{escape(r['path'])}[/] → {r['digit']} · the 28×28 the model saw:",
+                              highlight=False, soft_wrap=True)
                 console.print(digit_picture(r["input"], color), highlight=False, markup=color, crop=False,
                               soft_wrap=True)
 

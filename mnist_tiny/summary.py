@@ -1,4 +1,5 @@
-"""What a model is: per-layer output shape, parameters, MACs and receptive field, as plain data.
+"""What a model is: per-layer output shape, parameters, MACs and receptive field, and the course rules judged on
+what it computes (`rules`), as plain data.
 
 MACs come from `torch.utils.flop_counter` (FLOPs / 2), not hand formulas. The receptive field is tracked along
 the execution order of the leaf layers: a k×k layer with stride s grows it by (k-1)·jump and multiplies the jump
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d)
+from .rules import judge, param_counts, trace
 
 
 def _pair(v) -> tuple[int, int]:
@@ -62,15 +63,21 @@ def summarize(model: nn.Module, name: str = "") -> dict[str, Any]:
             "macs": int(sum(flops.get(f"{prefix}.{layer_name}", {}).values()) // 2),
             "rf": {"size": rf, "jump": jump},
         })
-    total = sum(p.numel() for p in model.parameters())
+    counts = param_counts(model)
+    traced = trace(model)
+    rules = judge(traced)
     return {
         "model": name or prefix,
-        "total_params": total,
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "unaccounted_params": total - sum(layer["params"] for layer in layers),
+        "total_params": counts["total"],
+        "trainable_params": counts["trainable"],
+        "params": counts,
+        "unaccounted_params": counts["total"] - sum(layer["params"] for layer in layers),
         "macs": int(counter.get_total_flops() // 2),
-        "receptive_field": rf,
-        "has": _has(model, records, modules),
+        # Traced along the functions that ran, so F.max_pool2d in a forward counts as much as an nn.MaxPool2d.
+        "receptive_field": max(rf, traced.rf),
+        "rules": rules,
+        "has": {"batchnorm": rules["bn"]["ok"], "dropout": rules["dropout"]["ok"], "gap": rules["gap"]["ok"],
+                "fc": rules["fc"]["ok"]},
         "layers": layers,
     }
 
@@ -85,35 +92,3 @@ def _geometry(module: nn.Module, shape_in, shape_out) -> tuple[int, int, int]:
         size_in, size_out = shape_in[-1], max(1, shape_out[-1])
         return size_in - (size_out - 1) * (size_in // size_out), size_in // size_out, 1
     return 1, 1, 1
-
-
-def _has(model: nn.Module, records, modules) -> dict[str, bool]:
-    def seen(kind):
-        return any(isinstance(modules[n], kind) for n in records)
-
-    gap = any(isinstance(modules[n], GLOBAL_POOLS) and records[n]["out"] and records[n]["out"][-2:] == (1, 1)
-              for n in records) or any(getattr(modules[n], "is_global_pool", False) for n in records)
-    return {
-        "batchnorm": seen(nn.modules.batchnorm._BatchNorm),
-        "dropout": seen(nn.modules.dropout._DropoutNd),
-        "gap": gap,
-        "fc": seen(nn.Linear),
-    }
-
-
-RULES = {"bn": "batchnorm", "batchnorm": "batchnorm", "dropout": "dropout", "gap": "gap", "fc": "fc"}
-
-
-def check_rules(summary: dict[str, Any], max_params: int | None, require: str | None) -> list[str]:
-    """Course rules (`--max-params`, `--require bn,dropout,gap,fc`) → the list of broken ones, with reasons."""
-    from .errors import UserError
-
-    broken = []
-    if max_params is not None and summary["total_params"] > max_params:
-        broken.append(f"{summary['model']} has {summary['total_params']:,} parameters, more than the allowed {max_params:,}")
-    for item in filter(None, (part.strip().lower() for part in (require or "").split(","))):
-        if item not in RULES:
-            raise UserError(f"--require {item!r}: expected some of bn, dropout, gap, fc", 2)
-        if not summary["has"][RULES[item]]:
-            broken.append(f"{summary['model']} has no {RULES[item]} layer (required by --require {item})")
-    return broken

@@ -36,7 +36,8 @@ from .distributed import (World, any_, auto_processes, barrier, broadcast, can_f
 from .errors import UserError
 from .evaluate import loss_and_accuracy
 from .optim import make_optimizer
-from .registry import count_params, get_model
+from .modelref import build, resolve
+from .registry import count_params
 from .settings import Settings
 
 
@@ -129,8 +130,16 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
+def run_name(model: str) -> str:
+    """A model reference as a directory name: `fast-11k`, `mynet.py:Net` -> `mynet-Net`."""
+    path, _, attr = model.rpartition(":") if ":" in model else (model, "", "")
+    stem = Path(path).stem if path.endswith(".py") or "/" in path else path.rsplit(".", 1)[-1]
+    name = "-".join(part for part in (stem, attr) if part)
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "model"
+
+
 def default_out_dir(s: Settings) -> Path:
-    return Path("runs") / f"{s.model}-{datetime.now():%Y%m%d-%H%M%S}"
+    return Path("runs") / f"{run_name(s.model)}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def prepare_out_dir(out: Path) -> Path:
@@ -210,8 +219,10 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
     # Whole dataset on the device once: batches are index operations, never Python loops over images.
     train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
 
+    source = resolve(s.model)
+    scaling = source.default_scaling if s.input_scaling == "auto" else s.input_scaling
     torch.manual_seed(s.seed)
-    model = prepare_model(get_model(s.model), device, training=True)
+    model = prepare_model(build(source, scaling), device, training=True)
     net, average = data_parallel(model, world, device)
     if world.enabled:
         torch.manual_seed(s.seed + 7919 * world.rank)  # same initial weights everywhere, different dropout masks
@@ -227,7 +238,11 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
     running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
     if state is not None:
         r = state["resume"]
-        model.load_state_dict(state["train_state_dict"])
+        try:
+            model.load_state_dict(state["train_state_dict"])
+        except RuntimeError as e:
+            raise UserError(f"checkpoint {resume}: weights do not fit model {s.model} "
+                            f"({' '.join(str(e).split())[:200]})", 2) from None
         optimizer.load_state_dict(r["optimizer"])
         if ema is not None:
             ema.model.load_state_dict(r["ema"])
@@ -265,7 +280,8 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
         return TrainingInterrupted(out / "last.pt", stop_requested[0] if stop_requested else signal.SIGTERM)
 
     def checkpoint(kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None) -> dict[str, Any]:
-        ckpt = {"format": FORMAT, "model": s.model, "state_dict": eval_model.state_dict(),
+        ckpt = {"format": FORMAT, "model": s.model, "source": source.record(), "input_scaling": scaling,
+                "state_dict": eval_model.state_dict(),
                 "settings": s.model_dump(mode="json"), "metrics": history[-1] if history else {},
                 "versions": versions(), "kind": kind}
         if kind == "last":
@@ -359,7 +375,7 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         if kind == "last" and best["epoch"] == len(history):  # the same weights: score them once
             results["last"] = results["best"]
             continue
-        model = prepare_model(load_checkpoint(out / f"{kind}.pt").model, device)
+        model = prepare_model(load_checkpoint(out / f"{kind}.pt", s.model).model, device)
         loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
         results[kind] = {"test_loss": loss, "test_acc": acc}
     summary = {
@@ -371,5 +387,5 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         "history": history,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    training_curves(history, out / "curves.png", title=f"{s.model} · seed {s.seed}")
+    training_curves(history, out / "curves.png", title=f"{run_name(s.model)} · seed {s.seed}")
     return summary

@@ -60,7 +60,8 @@ def test_pickled_code_payload_is_refused_and_never_runs(tmp_path, trained_run):
     (lambda good, p: p.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2]), ["not a readable"]),
     (lambda good, p: p.write_bytes(b""), ["empty file"]),
     (lambda good, p: p.write_text("definitely not a checkpoint"), ["not a readable"]),
-    (lambda good, p: torch.save({"conv.weight": torch.zeros(3)}, p), ["not a mnist-tiny checkpoint"]),
+    (lambda good, p: torch.save({"conv.weight": "not a tensor"}, p), ["not a mnist-tiny checkpoint"]),
+    (lambda good, p: torch.save([torch.zeros(3)], p), ["not a mnist-tiny checkpoint"]),
     (lambda good, p: torch.save({**torch.load(good, weights_only=True), "model": "s6-attention"}, p),
      ["weights do not fit", "s6-attention"]),
     (lambda good, p: torch.save({**torch.load(good, weights_only=True), "model": "resnet50"}, p), ["unknown model"]),
@@ -73,6 +74,14 @@ def test_broken_checkpoints_are_one_line_naming_the_file(tmp_path, trained_run, 
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(bad)])
     _one_line_error(result, str(bad), *words)
     assert result.exit_code == 1
+
+
+def test_a_bare_state_dict_asks_for_its_model(tmp_path):
+    bare = tmp_path / "weights.pt"
+    torch.save({"conv.weight": torch.zeros(3)}, bare)
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(bare)])
+    _one_line_error(result, str(bare), "names no model", "--model")
+    assert result.exit_code == 2
 
 
 def test_debug_flag_shows_the_traceback(tmp_path):

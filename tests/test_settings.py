@@ -18,7 +18,7 @@ def test_precedence_defaults_recipe_toml_env_flags(tmp_path):
 
 
 def test_model_recipe_sits_under_user_settings():
-    from mnist_tiny.registry import get_spec
+    from mnist_tiny.modelref import get_spec
 
     recipe = get_spec("s6-compact").recipe
     assert resolve_settings({"model": "s6-compact"}, environ={}).lr == recipe.get("lr", Settings().lr)

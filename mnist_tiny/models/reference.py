@@ -53,7 +53,7 @@ class ResidualBlock(nn.Module):
 @register_model(
     "s6-attention",
     "Reference: conv 8-12-16 with BN, 1×1 residual branch, squeeze-excitation, GAP, FC",
-    recipe={"epochs": 15},
+    recipe={"epochs": 15, "lr": 0.05},
 )
 class S6Attention(nn.Module):
     def __init__(self):
@@ -81,8 +81,8 @@ def _conv_relu_bn_drop(cin: int, cout: int, padding: int) -> nn.Sequential:
 
 @register_model(
     "s6-compact",
-    "Reference: conv 8-12 → 1×1 transition → 12-16 → 20, BN, Dropout2d, GAP, FC",
-    recipe={"epochs": 15},
+    "Reference: conv 8-12 → 1×1 transition → 12-16 → 20, BN, Dropout2d, AvgPool2d(3) on 5×5 (9 of 25), FC",
+    recipe={"epochs": 15, "lr": 0.05},
 )
 class S6Compact(nn.Module):
     def __init__(self):

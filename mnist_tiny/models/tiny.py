@@ -46,7 +46,7 @@ class Head(nn.Sequential):
 @register_model(
     "tiny-6k",
     "Ours: 8-16 @28 → pool → 1×1 to 8 → 12-16 @12/10 → pool → 16 @5, true GAP, FC",
-    recipe={"epochs": 15},
+    recipe={"epochs": 15, "lr": 0.05},
 )
 def tiny_6k() -> nn.Module:
     """6,570 parameters; receptive field 24 at the last 3×3 conv, and the GAP pools 5×5 positions spaced 4 apart,
@@ -68,7 +68,7 @@ def tiny_6k() -> nn.Module:
 @register_model(
     "tiny-4k",
     "Ours, ≤5k: like tiny-6k with 12 channels at 28×28 and a separable last block",
-    recipe={"epochs": 15},
+    recipe={"epochs": 15, "lr": 0.05},
 )
 def tiny_4k() -> nn.Module:
     """4,330 parameters; RF 24 at the last (separable) 3×3, whole digit after GAP.
