@@ -152,6 +152,35 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
+# Settings a resume may change (where the data lives, what runs it); every other one must match the run's own.
+RESUME_MAY_CHANGE = {"data_dir", "device", "threads", "processes", "download", "mirror", "out"}
+
+
+def check_run_dir(out: Path, state: dict[str, Any], resume: Path, epochs: int) -> None:
+    """A resumed run writes only into its own run directory: the one whose settings.json is the checkpoint's.
+
+    A last.pt copied into another run's folder would otherwise overwrite that run's best.pt and summary."""
+    recorded = state.get("settings") or {}
+    path = out / "settings.json"
+    try:
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            raise ValueError("is missing")
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        reason = str(e) if str(e) == "is missing" else "cannot be read"
+        raise UserError(f"--resume {resume}: {out} is not this run's directory (its settings.json {reason}); "
+                        "resume from the last.pt inside the run's own directory", 2) from None
+    differ = sorted(k for k in set(saved) | set(recorded) if k not in RESUME_MAY_CHANGE
+                    and saved.get(k) != recorded.get(k))
+    if differ:
+        raise UserError(f"--resume {resume}: {out} holds another run (its settings.json differs in "
+                        f"{', '.join(differ[:5])}); resume from the last.pt inside the run's own directory", 2)
+    done = state.get("resume", {}).get("epoch", 0) >= epochs and state["resume"].get("batch", 0) == 0
+    if done and (out / "summary.json").is_file():
+        raise UserError(f"--resume {resume}: this run already finished its {epochs} epochs "
+                        f"(its results are in {out / 'summary.json'})", 2)
+
+
 def planned_processes(s: Settings, device: torch.device) -> int:
     """Processes a plain `train` uses: `s.processes`, or one per core on the CPU when that pays (see distributed)."""
     if s.processes is not None:
@@ -209,6 +238,7 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
                         f"{world.size} processes; choose another batch_size or subset", 2)
     if resume:
         out = Path(resume).parent
+        check_run_dir(out, state, resume, s.epochs)
     else:
         def make_run_dir() -> Path:
             path = prepare_out_dir(Path(s.out) if s.out else default_out_dir(s))

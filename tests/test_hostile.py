@@ -227,3 +227,54 @@ def test_corrupt_dataset_is_named_and_not_downloaded_over(tmp_path):
                                       "--set", "mirror=http://127.0.0.1:9/"])
     _one_line_error(result, str(labels), "truncated or corrupt")
     assert labels.read_bytes() == before
+
+
+# ---------------------------------------------------------------- resume writes only into its own run
+
+def test_resume_from_a_last_pt_outside_its_run_directory_is_refused_and_touches_nothing(tmp_path, trained_run):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "last.pt").write_bytes((trained_run / "last.pt").read_bytes())
+    keep = {"best.pt": b"another run's weights", "summary.json": b'{"mine": true}', "curves.png": b"png"}
+    for name, data in keep.items():
+        (shared / name).write_bytes(data)
+    result = CliRunner().invoke(app, ["train", "--resume", str(shared / "last.pt")])
+    _one_line_error(result, "not this run's directory")
+    assert result.exit_code == 2
+    assert {name: (shared / name).read_bytes() for name in keep} == keep
+    assert sorted(p.name for p in shared.iterdir()) == sorted([*keep, "last.pt"])
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "last.pt").write_bytes((trained_run / "last.pt").read_bytes())
+    settings = json.loads((trained_run / "settings.json").read_text())
+    (other / "settings.json").write_text(json.dumps({**settings, "seed": settings["seed"] + 1}))
+    result = CliRunner().invoke(app, ["train", "--resume", str(other / "last.pt")])
+    _one_line_error(result, "holds another run", "seed")
+
+
+def test_resuming_a_finished_run_says_so(trained_run):
+    before = (trained_run / "summary.json").read_bytes()
+    result = CliRunner().invoke(app, ["train", "--resume", str(trained_run / "last.pt")])
+    _one_line_error(result, "already finished")
+    assert (trained_run / "summary.json").read_bytes() == before
+
+
+def test_json_output_never_holds_nan():
+    from mnist_tiny.cli import _finite
+
+    data = {"loss": float("nan"), "rows": [1.0, float("inf"), {"x": -float("inf")}], "ok": 0.5}
+    assert _finite(data) == {"loss": None, "rows": [1.0, None, {"x": None}], "ok": 0.5}
+    json.dumps(_finite(data), allow_nan=False)  # strict JSON
+
+
+def test_weights_that_are_not_finite_are_refused_at_load(tmp_path, trained_run):
+    for key_end, value in (("weight", float("nan")), ("running_var", -1.0)):
+        state = torch.load(trained_run / "best.pt", weights_only=True)
+        key = next(k for k in state["state_dict"] if k.endswith(key_end))
+        state["state_dict"][key] = torch.full_like(state["state_dict"][key], value)
+        bad = tmp_path / f"bad-{key_end}.pt"
+        torch.save(state, bad)
+        result = CliRunner().invoke(app, ["eval", "--checkpoint", str(bad), "--json"])
+        _one_line_error(result, str(bad), key)
+        assert result.exit_code == 1 and result.stdout == ""
