@@ -306,8 +306,10 @@ def params(
 ) -> None:
     """Per-layer table: output shape, parameters, MACs and receptive field, with course rules judged on what the
     model computes in a training-mode forward pass."""
-    summary = _summary(checkpoint, model)
+    from .course import model_summary
     from .rules import check_rules
+
+    summary, _ = model_summary(model, checkpoint)
 
     broken = check_rules(summary, max_params, require, count)
     if json_out:
@@ -322,23 +324,6 @@ def params(
 
             error("; ".join(broken))
         raise typer.Exit(1)
-
-
-def _summary(checkpoint: Optional[Path], model: Optional[str]) -> dict[str, Any]:
-    from .summary import summarize
-
-    if checkpoint is not None:
-        loaded = _load(checkpoint, model)
-        return summarize(loaded.model, loaded.name)
-    from .modelref import model_for
-
-    return summarize(model_for(model), model or _default_model())
-
-
-def _default_model() -> str:
-    from .registry import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
 
 
 app.command("summarize", help="Alias of `params`.")(params)

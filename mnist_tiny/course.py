@@ -25,19 +25,9 @@ def check(model: str | None = None, checkpoint: Path | None = None, max_params: 
     With a checkpoint its test accuracy must reach `min_acc` (default 99.4); without one there is no accuracy to
     judge, and the result says the accuracy was not checked."""
     from .rules import parse_require, validate_count
-    from .summary import summarize
 
     validate_count(count)
-    loaded = None
-    if checkpoint is not None:
-        from .checkpoint import load_checkpoint
-
-        loaded = load_checkpoint(checkpoint, model)
-        summary = summarize(loaded.model, loaded.name)
-    else:
-        from .modelref import model_for
-
-        summary = summarize(model_for(model), model or "")
+    summary, loaded = model_summary(model, checkpoint)
     checks = []
     n = summary["params"][count]
     if max_params is not None:
@@ -58,6 +48,22 @@ def check(model: str | None = None, checkpoint: Path | None = None, max_params: 
     return {"model": summary["model"], "checkpoint": str(checkpoint) if checkpoint else None,
             "params": summary["params"], "passed": all(c["ok"] for c in checks), "checks": checks,
             "accuracy_checked": loaded is not None}
+
+
+def model_summary(model: str | None, checkpoint: Path | None = None):
+    """`summarize` of a checkpoint's model (loaded, with `model` for a user's one) or of `model` as built;
+    returns (summary, the loaded checkpoint or None)."""
+    from .summary import summarize
+
+    if checkpoint is not None:
+        from .checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(checkpoint, model)
+        return summarize(loaded.model, loaded.name), loaded
+    from .modelref import model_for
+    from .registry import DEFAULT_MODEL
+
+    return summarize(model_for(model), model or DEFAULT_MODEL), None
 
 
 def _accuracy(loaded, min_acc: float, settings) -> dict[str, Any]:
