@@ -143,7 +143,7 @@ def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int =
     """Median figures over `runs` processes per pipeline; with `baseline`, the two pipelines alternate."""
     # A missing dataset or device is reported here, once, before any process starts (and a download happens once).
     device = resolve_device(s.device)
-    load_mnist(s.data_dir, s.download, s.mirror)
+    load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)
     pipelines = ("fast", "classic") if baseline else ("fast",)
     passes: dict[str, list[dict[str, float]]] = {name: [] for name in pipelines}
     for run in range(runs):

@@ -6,9 +6,12 @@ training checkpoint (`last.pt`) also carries what `--resume` needs (optimizer, R
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .errors import UserError, require_nonempty_file
+from .errors import UserError, require_file
 
 FORMAT = "mnist-tiny/1"
 
@@ -39,6 +42,12 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the user's usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        kept = " (the previous one is kept)" if path.exists() else ""
+        raise UserError(f"cannot write {path}: {e.strerror or e}{kept}") from None
+    except RuntimeError as e:  # torch's own writer reports a failed write as a RuntimeError
+        kept = " (the previous one is kept)" if path.exists() else ""
+        raise UserError(f"cannot write {path}: {_short(e)}{kept}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -50,29 +59,110 @@ def _umask() -> int:
     return mask
 
 
+# A tiny model's checkpoint is kilobytes; a user's state dict may be larger, never this large.
+MAX_CHECKPOINT_BYTES = 512 << 20
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load the raw dict safely; every way a file can be wrong becomes one UserError naming it.
 
-    A bare state dict (what `torch.save(model.state_dict())` writes, or a training script's
-    `{"model_state_dict": ...}`) comes back as `{"state_dict": ..., "bare": True}`: it names no model."""
-    path = require_nonempty_file(path, f"checkpoint {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "global" not in str(e).lower():  # not a pickle of objects at all (text, random bytes)
-            raise UserError(f"checkpoint {path}: not a readable PyTorch checkpoint (wrong format: {_short(e)})") from None
-        # weights_only refuses any global it does not allow-list, so a code payload never runs.
-        lines = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
-        detail = lines[0].split(" was not")[0].strip()[:160] if lines else "unsupported object"
-        raise UserError(f"checkpoint {path}: refused to load: it holds objects other than tensors ({detail})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"checkpoint {path}: not a readable PyTorch checkpoint (truncated or wrong format: {_short(e)})") from None
+    A bare state dict (what `torch.save(model.state_dict())` writes, a training script's `{"model_state_dict":
+    ...}`, or a `.safetensors` file) comes back as `{"state_dict": ..., "bare": True}`: it names no model."""
+    label = f"checkpoint {path}"
+    require_file(path, label)
+    size = os.path.getsize(path)
+    if size > MAX_CHECKPOINT_BYTES:
+        raise UserError(f"{label}: {size:,} bytes is too large for a checkpoint (limit {MAX_CHECKPOINT_BYTES:,})")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if is_safetensors(head, size):
+        data: Any = read_safetensors(path, label)
+    else:
+        if head.startswith(b"PK"):
+            _check_zip(path, label)
+        data = _torch_load(path, label)
     if isinstance(data, dict) and "state_dict" in data and "model" in data:
         return data
     bare = _bare_state_dict(data)
     if bare is None:
-        raise UserError(f"checkpoint {path}: not a mnist-tiny checkpoint or a state dict (no model name and weights)")
+        raise UserError(f"{label}: not a mnist-tiny checkpoint or a state dict (no model name and weights)")
     return {"state_dict": bare, "bare": True}
+
+
+def _check_zip(path: Path, label: str) -> None:
+    """Read the zip's directory before torch does: refuse what torch.save never writes (compressed members, which
+    torch would inflate into memory whole) and TorchScript archives, whose loading means running their code."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise UserError(f"{label}: not a readable PyTorch checkpoint (broken zip: {_short(e)})") from None
+    names = [m.filename for m in members]
+    if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
+        raise UserError(f"{label}: a TorchScript archive (torch.jit.save), which holds code; mnist-tiny loads "
+                        "weights only: save them with torch.save(model.state_dict(), PATH) and pass --model")
+    packed = [m for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise UserError(f"{label}: a zip with compressed members ({packed[0].filename}); torch.save never "
+                        "compresses, so this is not a checkpoint it wrote; refused without unpacking")
+    total = sum(m.file_size for m in members)
+    if total > MAX_CHECKPOINT_BYTES:
+        raise UserError(f"{label}: its members add up to {total:,} bytes (limit {MAX_CHECKPOINT_BYTES:,})")
+
+
+def _torch_load(path: Path, label: str) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own hints (about weights_only, TorchScript) are not ours
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # not a pickle of objects at all (text, random bytes)
+            raise UserError(f"{label}: not a readable PyTorch checkpoint (wrong format: {_short(e)})") from None
+        # weights_only refuses any global it does not allow-list, so a code payload never runs.
+        lines = [ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln]
+        detail = lines[0].split(" was not")[0].strip()[:160] if lines else "unsupported object"
+        raise UserError(f"{label}: refused to load: it holds objects other than tensors ({detail})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError, KeyError,
+            TypeError, AttributeError, IndexError, MemoryError) as e:
+        raise UserError(f"{label}: not a readable PyTorch checkpoint (truncated or wrong format: {_short(e)})") from None
+
+
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                      "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                      "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def is_safetensors(head: bytes, size: int) -> bool:
+    """safetensors: an 8-byte little-endian header length, then a JSON object."""
+    return len(head) >= 9 and 2 <= int.from_bytes(head[:8], "little") <= size - 8 and head[8:9] == b"{"
+
+
+def read_safetensors(path: Path, label: str) -> dict[str, torch.Tensor]:
+    """A `.safetensors` file's tensors (plain data: a JSON header, then raw bytes; nothing to execute)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    try:
+        header = json.loads(raw[8:8 + n].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not an object")
+        body, tensors = memoryview(raw)[8 + n:], {}
+        for key, entry in header.items():
+            if key == "__metadata__":
+                continue
+            dtype = SAFETENSORS_DTYPES.get(entry.get("dtype"))
+            if dtype is None:
+                raise ValueError(f"{key}: dtype {entry.get('dtype')!r} is not supported")
+            start, stop = (int(v) for v in entry["data_offsets"])
+            shape = [int(d) for d in entry["shape"]]
+            count = math.prod(shape)
+            if not 0 <= start <= stop <= len(body) or stop - start != count * dtype.itemsize:
+                raise ValueError(f"{key}: data offsets {start}..{stop} do not fit shape {shape}")
+            flat = torch.frombuffer(bytearray(body[start:stop]), dtype=dtype) if count else torch.empty(0, dtype=dtype)
+            tensors[key] = flat.reshape(shape)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise UserError(f"{label}: a broken safetensors file ({_short(e)})") from None
+    return tensors
 
 
 def _bare_state_dict(data: Any) -> dict[str, torch.Tensor] | None:
@@ -106,6 +196,17 @@ class Checkpoint:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     source: Any = None  # the resolved `modelref.ModelSource`
     input_scaling: str = "unit"
+
+
+def recorded_settings(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The settings a checkpoint records, as a plain dict (empty when it records none); junk is one clear error."""
+    saved = data.get("settings")
+    if saved is None:
+        return {}
+    if not isinstance(saved, dict) or not all(isinstance(k, str) for k in saved):
+        raise UserError(f"checkpoint {path}: its recorded settings are not a table of settings "
+                        f"({type(saved).__name__}); it was not written by mnist-tiny train")
+    return saved
 
 
 def source_record(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -147,7 +248,9 @@ def load_checkpoint(path: Path, model: str | None = None, input_scaling: str | N
     if record is not None and record.get("sha256") and source.sha256 and record["sha256"] != source.sha256:
         (warn or _warn)(f"warning: {source.path} has changed since checkpoint {path} was written "
                         f"(sha256 {record['sha256'][:12]}… then, {source.sha256[:12]}… now)")
-    scaling = input_scaling or data.get("input_scaling") or (data.get("settings") or {}).get("input_scaling")
+    settings = recorded_settings(data, path)
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    scaling = input_scaling or data.get("input_scaling") or settings.get("input_scaling")
     scaling = scaling if scaling in ("unit", "mnist") else source.default_scaling
     net = build(source, scaling)
     state = data["state_dict"]
@@ -158,8 +261,8 @@ def load_checkpoint(path: Path, model: str | None = None, input_scaling: str | N
         detail = " ".join(str(e).split())[:240]
         raise UserError(f"checkpoint {path}: weights do not fit model {model} ({detail})") from None
     net.eval()
-    return Checkpoint(Path(path), net, source.ref, data.get("settings") or {}, data.get("metrics") or {},
-                      data.get("meta") or {}, data, source, scaling)
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    return Checkpoint(Path(path), net, source.ref, settings, metrics, meta, data, source, scaling)
 
 
 def check_finite(state: dict[str, Any], path: Path) -> None:

@@ -72,6 +72,12 @@ def command(fn):
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(130) from None
+        except OSError as e:  # a full disk, a read-only folder, a vanished file: say which, in words
+            if _state["debug"]:
+                raise
+            where = f"{os.fsdecode(e.filename)}: " if e.filename is not None else ""
+            error(f"{where}{e.strerror or e}")
+            raise typer.Exit(1) from None
         except Exception as e:  # an unexpected failure: still one line unless --debug
             if _state["debug"]:
                 raise
@@ -133,7 +139,8 @@ def train(
     from . import render
     from .settings import Settings, resolve_settings
     from .modelref import is_registry_name
-    from .train import TrainingInterrupted, run_name, train as run_training
+    from .rundir import run_name
+    from .train import TrainingInterrupted, train as run_training
 
     named = {"model": model, "recipe": recipe, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
@@ -205,14 +212,17 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _resume_settings(resume: Path, current, flags: dict[str, Any]):
-    """A resumed run keeps its recorded settings; only where the data lives and what runs it may change."""
-    from .checkpoint import read_checkpoint
+    """A resumed run keeps its recorded settings; only where the data lives and what runs it may change.
+
+    Unless told otherwise it runs as recorded (the same processes and threads: another split of each batch would
+    continue on another path) and reads the data from where it did, if MNIST is still there."""
+    from .checkpoint import read_checkpoint, recorded_settings
+    from .modelref import is_registry_name
     from .settings import Settings
 
-    from .modelref import is_registry_name
-
-    saved = read_checkpoint(resume).get("settings") or {}
-    changeable = {"data_dir", "device", "threads", "processes", "download", "mirror"}
+    state = read_checkpoint(resume)
+    saved = recorded_settings(state, resume)
+    changeable = {"data_dir", "device", "threads", "processes", "download", "mirror", "verify_data"}
     recorded = saved.get("model")
     if isinstance(recorded, str) and not is_registry_name(recorded):
         # A user's model: its code runs only when the user names it, so resuming needs --model again.
@@ -224,10 +234,33 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
                    and str(saved[k]) != str(v)]
     if conflicting:
         raise UserError(f"--resume {resume}: cannot change {', '.join(conflicting)} of a run in progress", 2)
+    given = current.model_fields_set  # fields some source (flag, --set, env, config) gave
+    keep = {k: getattr(current, k) for k in changeable if k in given or k not in saved}
+    position = state.get("resume") if isinstance(state.get("resume"), dict) else {}
+    if "processes" not in given and "threads" not in given and isinstance(position.get("processes"), int):
+        keep["processes"] = position["processes"]
+        if isinstance(position.get("threads"), int):
+            keep["threads"] = position["threads"]
+    if "data_dir" not in given and not _holds_mnist(saved.get("data_dir")):
+        keep["data_dir"] = current.data_dir  # the recorded folder is gone: the usual default
     try:
-        return Settings.model_validate({**saved, **{k: getattr(current, k) for k in changeable}})
+        return Settings.model_validate({**saved, **keep})
     except Exception as e:
-        raise UserError(f"checkpoint {resume}: recorded settings are invalid ({e})", 2) from None
+        raise UserError(f"checkpoint {resume}: recorded settings are invalid ({_first_problem(e)})", 2) from None
+
+
+def _holds_mnist(data_dir: Any) -> bool:
+    from .data import FILES, raw_dir
+
+    return isinstance(data_dir, str) and all((raw_dir(Path(data_dir)) / name).is_file() for name in FILES)
+
+
+def _first_problem(e: Exception) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(map(str, first['loc'])) or 'settings'}: {first['msg']}"
+    return " ".join(str(e).split())[:200]
 
 
 @app.command()

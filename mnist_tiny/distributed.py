@@ -18,6 +18,7 @@ import mmap
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -343,9 +344,20 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux")
 
 
+def _die_with_parent() -> None:
+    """A helper must not outlive rank 0, even one killed with SIGKILL (Linux: the kernel sends it SIGKILL too)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _helper_process(rank: int, size: int, threads: int, port: int, shared: SharedSum, log: str,
                     target: Callable[..., Any], args: tuple) -> None:
     """Body of a forked helper: quiet except for its log, joins the group as `rank`, runs `target(world, *args)`."""
+    _die_with_parent()
     sys.stderr = open(log, "w", buffering=1)  # and fd 2 too, for what torch's C++ side writes
     os.dup2(sys.stderr.fileno(), 2)
     sys.stdout = open(os.devnull, "w")

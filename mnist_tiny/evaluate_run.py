@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import Checkpoint
+from pydantic import ValidationError
+
+from .checkpoint import Checkpoint, recorded_settings
 from .data import load_mnist, train_val_split
 from .device import prepare_model, resolve_device
 from .errors import UserError
@@ -17,13 +19,21 @@ from .settings import Settings
 
 def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     """The test set, or the same train/val split the checkpoint was trained with (its recorded seed and size)."""
-    splits = load_mnist(settings.data_dir, settings.download, settings.mirror)
+    splits = load_mnist(settings.data_dir, settings.download, settings.mirror, settings.verify_data)
     if split == "test":
         return splits["test"]
-    recorded = loaded.settings
-    subset = recorded.get("subset")
-    train, val = train_val_split(splits["train"], int(recorded.get("val_size", settings.val_size)),
-                                 int(recorded.get("seed", settings.seed)), int(subset) if subset else None)
+    recorded = recorded_settings(loaded.raw, loaded.path)
+    split_settings = {k: recorded[k] for k in ("val_size", "seed", "subset") if k in recorded}
+    try:
+        used = Settings.model_validate(split_settings)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise UserError(f"checkpoint {loaded.path}: its recorded {first['loc'][0]} = {first.get('input')!r} is "
+                        f"invalid ({first['msg']}); cannot rebuild the {split} split it trained on") from None
+    if not split_settings:
+        raise UserError(f"checkpoint {loaded.path}: records no training settings, so its {split} split is "
+                        "unknown; score it on --split test", 2)
+    train, val = train_val_split(splits["train"], used.val_size, used.seed, used.subset)
     return val if split == "val" else train
 
 

@@ -9,6 +9,7 @@ paste into 28×28 with the centre of mass at the centre.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -17,28 +18,34 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError, require_nonempty_file
+from .errors import UserError, read_pipe, require_file
 
 # Refuse images above this many pixels before decoding them (Pillow's decompression-bomb guard).
 MAX_PIXELS = 40_000_000
 # Work on at most this many pixels per side; a digit needs far fewer, and it keeps huge photos cheap.
 WORK_SIZE = 512
+# What a pipe (`predict <(cat img.png)`) may send.
+MAX_PIPE_BYTES = 64 << 20
 
 
 def load_image(path: Path) -> np.ndarray:
-    """Decode an image file to a 2-d float array in [0, 1] (dark = 0); every failure is a UserError naming it."""
-    path = require_nonempty_file(path, str(path))
+    """Decode an image file (or a pipe) to a 2-d float array in [0, 1] (dark = 0); every failure is a UserError
+    naming it."""
+    path = Path(path)
+    kind = require_file(path, str(path), pipes=True)
+    source = io.BytesIO(read_pipe(path, str(path), MAX_PIPE_BYTES)) if kind == "pipe" else path
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise UserError(f"{path}: {image.width}×{image.height} pixels is too large "
                                     f"(limit {MAX_PIXELS:,} pixels)")
                 image.seek(0)  # animated GIF/WebP: the first frame
                 image.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced size directly
-                image = ImageOps.exif_transpose(image)
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # a copy would double the peak on a big photo
                 return to_grey(image)
     except UserError:
         raise
@@ -51,34 +58,80 @@ def load_image(path: Path) -> np.ndarray:
 
 
 def to_grey(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode → float grey in [0, 1]; transparency is flattened onto a background that contrasts the ink."""
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
+    """Any Pillow mode → float grey in [0, 1], at most WORK_SIZE per side; transparency is flattened onto paper
+    that contrasts the ink. A large image is converted and shrunk a band of rows at a time, so besides the
+    decoded image no full-size copy exists (a 6300×6300 photo is never floats at full size)."""
+    transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info)
+    if transparent:
+        # Premultiplied while shrinking, so the colour under transparent pixels does not bleed into the ink.
+        rgba = _reduce(image, "RGBa").convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+        grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
+        return _shrink(_flatten(grey, alpha) if alpha.min() < 1 else grey)
+    if image.mode in ("I", "F", "I;16", "I;16B", "I;16L", "I;16N"):
+        array = np.asarray(_reduce(image, "F"), dtype=np.float32)
         low, high = float(array.min()), float(array.max())
-        grey = (array - low) / (high - low) if high > low else np.zeros_like(array)
-        return _shrink(grey)
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64) / 255
-        grey = np.asarray(rgba.convert("L"), dtype=np.float64) / 255
-        if alpha.min() < 1:
-            # Ink is the opaque part: put it on white paper if it is dark, on black if it is light.
-            ink = grey[alpha > 0.5]
-            paper = 1.0 if ink.size == 0 or ink.mean() < 0.5 else 0.0
-            grey = grey * alpha + paper * (1 - alpha)
-        return _shrink(grey)
-    return _shrink(np.asarray(image.convert("L"), dtype=np.float64) / 255)
+        return _shrink((array - low) / (high - low) if high > low else np.zeros_like(array))
+    return _shrink(np.asarray(_reduce(image, "L"), dtype=np.float32) / 255)
+
+
+BAND = 64  # rows of the shrunk image converted at a time
+
+
+def _reduce(image: Image.Image, mode: str) -> Image.Image:
+    """`image` in `mode`, shrunk by a whole factor (box filter) to under twice WORK_SIZE per side."""
+    factor = max(image.size) // WORK_SIZE
+    if factor < 2:
+        return _convert(image, mode)
+    w, h = image.size
+    out = Image.new(mode, (-(-w // factor), -(-h // factor)))
+    for top in range(0, h, BAND * factor):
+        band = image.crop((0, top, w, min(h, top + BAND * factor)))
+        out.paste(_convert(band, mode).reduce(factor), (0, top // factor))
+    return out
+
+
+def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode == mode:
+        return image
+    if mode == "RGBa":  # Pillow reaches premultiplied alpha only from RGBA
+        return _convert(image, "RGBA").convert("RGBa")
+    if mode == "F" and image.mode.startswith("I;16"):
+        return image.convert("I").convert("F")
+    return image.convert(mode)
+
+
+def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Put the opaque part on paper: white under dark ink, black under light ink.
+
+    Where only the paper's exact colour was keyed transparent, the anti-aliased halo around the strokes stays
+    opaque and shades from the ink towards the paper: the rim of the opaque region is then paper-coloured
+    compared with its inside, and that says which paper it was. Where the ink has one colour and the alpha
+    channel carries its coverage (a drawing app's export), rim and inside agree and the ink's own colour decides."""
+    opaque = alpha > 0.5
+    inside = opaque.copy()
+    inside[1:] &= opaque[:-1]
+    inside[:-1] &= opaque[1:]
+    inside[:, 1:] &= opaque[:, :-1]
+    inside[:, :-1] &= opaque[:, 1:]
+    rim = opaque & ~inside
+    if inside.any() and rim.any() and abs(float(grey[rim].mean()) - float(grey[inside].mean())) > 0.1:
+        paper = 1.0 if grey[rim].mean() > grey[inside].mean() else 0.0
+    else:
+        weight = alpha ** 4  # the most opaque pixels are the ink
+        ink = float((grey * weight).sum() / weight.sum()) if weight.sum() > 0 else 0.0
+        paper = 1.0 if ink < 0.5 else 0.0
+    return grey * alpha + paper * (1 - alpha)
 
 
 def _shrink(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     if max(h, w) <= WORK_SIZE:
         return grey
-    t = torch.from_numpy(grey).float()[None, None]
+    t = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
     size = (max(1, round(h * WORK_SIZE / max(h, w))), max(1, round(w * WORK_SIZE / max(h, w))))
-    return F.interpolate(t, size=size, mode="area")[0, 0].double().numpy()
+    return F.interpolate(t, size=size, mode="area")[0, 0].numpy()
 
 
 def preprocess(image) -> torch.Tensor:

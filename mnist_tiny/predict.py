@@ -10,23 +10,38 @@ from typing import Any, Iterable
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, require_file
 from .images import preprocess
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 
 
+MAX_FILES = 100_000  # per directory: memory for the results stays bounded
+
+
 def expand_inputs(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
-    """Files as given; directories become their image files, sorted. An empty directory is an error entry."""
+    """Files as given; directories become their image files, sorted. An empty directory is an error entry, and so
+    is an image name in it that is not a readable file (a dangling link, a link loop, a FIFO): never a silent skip."""
     expanded: list[tuple[Path, str | None]] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                expanded.append((path, f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this directory"))
-            expanded.extend((p, None) for p in images)
-        else:
+        if not path.is_dir():
             expanded.append((path, None))
+            continue
+        try:
+            names = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as e:
+            expanded.append((path, f"cannot list this directory ({e.strerror})"))
+            continue
+        if not names:
+            expanded.append((path, f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this directory"))
+        for p in names[:MAX_FILES]:
+            try:
+                require_file(p, str(p))
+                expanded.append((p, None))
+            except UserError as e:
+                expanded.append((p, str(e).removeprefix(f"{p}: ")))
+        if len(names) > MAX_FILES:
+            expanded.append((path, f"holds {len(names):,} images; read the first {MAX_FILES:,}"))
     return expanded
 
 

@@ -8,12 +8,16 @@ becomes one `UserError` that names the field and where the value came from.
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import stat
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import UserError
 from .registry import DEFAULT_MODEL
@@ -34,7 +38,8 @@ def default_data_dir() -> Path:
 class Settings(BaseModel):
     """Everything a run depends on. Saved in the run directory and in every checkpoint."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # allow_inf_nan=False: `lr = nan` is "not a finite number", not "should be ≤ 10".
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
 
     model: str = Field(DEFAULT_MODEL, description="model reference: a registry name, path/to/file.py:Attr or module:Attr")
     recipe: Optional[str] = Field(None, description="borrow this registry model's training recipe (e.g. fast-11k)")
@@ -58,12 +63,12 @@ class Settings(BaseModel):
     translate: float = Field(0.06, ge=0, le=0.5, description="augmentation: max shift, fraction of the image")
     scale: float = Field(0.06, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
     val_size: int = Field(5000, gt=0, lt=60_000, description="training images held out to pick checkpoints")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     processes: Optional[int] = Field(None, gt=0, le=256, description=(
         "CPU training processes, each training on a shard of every batch (default: one per core when the batch "
         "and the run are big enough; 1 when threads is set or on a GPU)"))
-    threads: Optional[int] = Field(None, gt=0, description="CPU threads per process (default: cores / processes)")
+    threads: Optional[int] = Field(None, gt=0, le=1024, description="CPU threads per process (default: cores / processes)")
     data_dir: Path = Field(default_factory=default_data_dir)
     download: bool = Field(True, description="download MNIST into data_dir when it is missing")
     mirror: Optional[str] = Field(None, description="base URL to download MNIST's .gz files from")
@@ -71,25 +76,94 @@ class Settings(BaseModel):
     subset: Optional[int] = Field(None, gt=0, description="train on the first N training images")
     # Measured on 2 CPU cores: 256–512 images per forward ran 1.5–2.5× faster than 2,000 (the activations of a
     # 2,000-image batch no longer fit in cache); on a GPU raise it (--set eval_batch_size=10000).
-    eval_batch_size: int = Field(500, gt=0, description="images per forward pass when evaluating")
+    eval_batch_size: int = Field(500, gt=0, le=65_536, description="images per forward pass when evaluating")
+    verify_data: bool = Field(False, description="check the md5 of the four MNIST files before using them")
+
+    @field_validator("data_dir", "out")
+    @classmethod
+    def _utf8_path(cls, value: Optional[Path]) -> Optional[Path]:
+        # Settings are saved as JSON; a name that is not UTF-8 (undecodable bytes on the command line) cannot be.
+        if value is not None:
+            try:
+                str(value).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the path is not valid UTF-8; choose a name in UTF-8") from None
+        return value
 
 
 FIELDS = tuple(Settings.model_fields)
 
 
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """A regular file of sane size (not /dev/zero, not a FIFO), UTF-8 TOML, values of the fields' own types."""
+    label = f"config file {path}"
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{label}: is a directory", 2)
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{label}: not a regular file (a device, FIFO or socket)", 2)
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"{label}: {info.st_size:,} bytes is too large for a settings file "
+                            f"(limit {MAX_CONFIG_BYTES:,})", 2)
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            text = f.read(MAX_CONFIG_BYTES + 1).decode("utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
-        raise UserError(f"config file {path}: no such file", 2) from None
+        raise UserError(f"{label}: no such file", 2) from None
     except OSError as e:
-        raise UserError(f"config file {path}: cannot read ({e.strerror})", 2) from None
+        raise UserError(f"{label}: cannot read ({e.strerror})", 2) from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{label}: not UTF-8 text (byte {e.start}); TOML files are UTF-8", 2) from None
     except tomllib.TOMLDecodeError as e:
-        raise UserError(f"config file {path}: invalid TOML ({e})", 2) from None
+        raise UserError(f"{label}: invalid TOML ({e})", 2) from None
     # Allow both a flat file and one with a [train] table.
-    data = {**{k: v for k, v in data.items() if k != "train"}, **data.get("train", {})}
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    table = data.get("train", {})
+    if not isinstance(table, dict):
+        raise UserError(f"{label}: `train` must be a table of settings ([train]), not {table!r}", 2)
+    data = {**{k: v for k, v in data.items() if k != "train"}, **table}
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    for key, value in data.items():
+        if key in FIELDS and not _toml_type_fits(Settings.model_fields[key].annotation, value):
+            raise UserError(f"{label}: {key} = {json.dumps(value, default=str)} is a {_toml_type(value)}; {key} takes "
+                            f"{_wanted(Settings.model_fields[key].annotation)}", 2)
+    return data
+
+
+def _toml_type(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", dict: "table", list: "array"}.get(
+        type(value), type(value).__name__)
+
+
+def _plain(annotation: Any) -> set[type]:
+    """The value types a field's annotation admits from a typed file (Optional and Literal unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_plain(a) for a in typing.get_args(annotation) if a is not type(None)))
+    if origin is Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    if annotation is Path:
+        return {str}
+    return {annotation}
+
+
+def _toml_type_fits(annotation: Any, value: Any) -> bool:
+    """Strict, as a typed file deserves: `epochs = true` is not 1 epoch and `lr = "0.1"` is not a number.
+    An integer is a fine float."""
+    wanted = _plain(annotation)
+    if type(value) is bool:
+        return bool in wanted
+    if type(value) is int:
+        return int in wanted or float in wanted
+    return type(value) in wanted
+
+
+def _wanted(annotation: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return " or ".join(sorted(names.get(t, t.__name__) for t in _plain(annotation)))
 
 
 def _read_env(environ: dict[str, str]) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -27,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .augment import random_affine, to_float
+from . import rundir
 from .checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from .data import load_mnist, train_val_split
 from .device import inference_copy, prepare_model, resolve_device
@@ -130,68 +130,27 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
-def run_name(model: str) -> str:
-    """A model reference as a directory name: `fast-11k`, `mynet.py:Net` -> `mynet-Net`."""
-    path, _, attr = model.rpartition(":") if ":" in model else (model, "", "")
-    stem = Path(path).stem if path.endswith(".py") or "/" in path else path.rsplit(".", 1)[-1]
-    name = "-".join(part for part in (stem, attr) if part)
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "model"
-
-
-def default_out_dir(s: Settings) -> Path:
-    return Path("runs") / f"{run_name(s.model)}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
-def prepare_out_dir(out: Path) -> Path:
-    """A fresh run never writes into a directory that already holds a run (nothing of the user's is overwritten)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory", 2)
-    if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"--out {out}: directory already holds files; choose a new one, or --resume {out / 'last.pt'}", 2)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-# Settings a resume may change (where the data lives, what runs it); every other one must match the run's own.
-RESUME_MAY_CHANGE = {"data_dir", "device", "threads", "processes", "download", "mirror", "out"}
-
-
-def check_run_dir(out: Path, state: dict[str, Any], resume: Path, epochs: int) -> None:
-    """A resumed run writes only into its own run directory: the one whose settings.json is the checkpoint's.
-
-    A last.pt copied into another run's folder would otherwise overwrite that run's best.pt and summary."""
-    recorded = state.get("settings") or {}
-    path = out / "settings.json"
-    try:
-        if not path.is_file() or path.stat().st_size > 1_000_000:
-            raise ValueError("is missing")
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        reason = str(e) if str(e) == "is missing" else "cannot be read"
-        raise UserError(f"--resume {resume}: {out} is not this run's directory (its settings.json {reason}); "
-                        "resume from the last.pt inside the run's own directory", 2) from None
-    differ = sorted(k for k in set(saved) | set(recorded) if k not in RESUME_MAY_CHANGE
-                    and saved.get(k) != recorded.get(k))
-    if differ:
-        raise UserError(f"--resume {resume}: {out} holds another run (its settings.json differs in "
-                        f"{', '.join(differ[:5])}); resume from the last.pt inside the run's own directory", 2)
-    done = state.get("resume", {}).get("epoch", 0) >= epochs and state["resume"].get("batch", 0) == 0
-    if done and (out / "summary.json").is_file():
-        raise UserError(f"--resume {resume}: this run already finished its {epochs} epochs "
-                        f"(its results are in {out / 'summary.json'})", 2)
-
-
 def planned_processes(s: Settings, device: torch.device) -> int:
-    """Processes a plain `train` uses: `s.processes`, or one per core on the CPU when that pays (see distributed)."""
+    """Processes a plain `train` uses: `s.processes`, or one per core on the CPU when that pays (see distributed).
+
+    Bounded by the machine: more processes or threads than a few per core only slow training down, and far
+    more crash or hang the libraries under us (20,000 threads: an OpenMP abort; 100,000: a segfault)."""
+    cores = usable_cores()
+    if s.threads is not None and s.threads > 4 * cores:
+        raise UserError(f"threads={s.threads} is more than 4 per core on this machine ({cores} cores); "
+                        f"use at most {4 * cores}", 2)
     if s.processes is not None:
         if s.processes > 1 and device.type != "cpu":
             raise UserError(f"processes={s.processes} trains on the CPU; on {device.type} use one process, "
                             "or torchrun --nproc-per-node N for several GPUs", 2)
+        if s.processes > 4 * cores:
+            raise UserError(f"processes={s.processes} is more than 4 per core on this machine ({cores} cores); "
+                            f"use at most {4 * cores}", 2)
         return s.processes
     if device.type != "cpu" or s.threads or not can_fork():
         return 1
     train_images = 60_000 - s.val_size if s.subset is None else min(s.subset, 60_000 - s.val_size)
-    return auto_processes(s.batch_size, s.epochs * train_images, usable_cores())
+    return auto_processes(s.batch_size, s.epochs * train_images, cores)
 
 
 def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = None) -> dict[str, Any]:
@@ -209,7 +168,8 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
         summary = _train(s, reporter, resume, world, setup(world, device))
         barrier(world)  # under torchrun: no process leaves while another still sends
         return summary
-    splits = load_mnist(s.data_dir, s.download, s.mirror)  # before the fork: any download happens once
+    splits = load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)  # before the fork: a download happens once
+    check_model(s)  # before the fork: a broken model is one error, not one per helper
     with local_processes(processes, threads_per_process(s.threads, processes), _helper, s, resume, device,
                          splits) as world:
         return _train(s, reporter, resume, world, device, splits)
@@ -223,175 +183,222 @@ def _helper(world: World, s: Settings, resume: Path | None, device: torch.device
         pass
 
 
+def check_model(s: Settings):
+    """Resolve and probe the model before anything is written (a broken file must not leave a run directory)."""
+    source = resolve(s.model)
+    scaling = source.default_scaling if s.input_scaling == "auto" else s.input_scaling
+    return source, scaling
+
+
+class Run:
+    """Everything one process trains with, and what `--resume` restores: weights, optimizer, EMA, the two data
+    RNGs, the position (epoch, batch), the per-epoch history, the best epoch and this epoch's running totals."""
+
+    def __init__(self, s: Settings, world: World, device: torch.device, source, scaling: str, n: int):
+        self.s, self.world, self.device, self.source, self.scaling = s, world, device, source, scaling
+        torch.manual_seed(s.seed)
+        self.model = prepare_model(build(source, scaling), device, training=True)
+        self.net, self.average = data_parallel(self.model, world, device)
+        if world.enabled:
+            torch.manual_seed(s.seed + 7919 * world.rank)  # same initial weights everywhere, other dropout masks
+        self.optimizer = make_optimizer(self.model, s)
+        self.ema = EMA(self.model, s.ema) if s.ema > 0 else None
+        # Identical in every process: all walk the same batch order and draw the same augmentation parameters.
+        self.order_rng = torch.Generator().manual_seed(s.seed)
+        self.aug_rng = torch.Generator(device=device).manual_seed(s.seed + 1)
+        self.batches = math.ceil(n / s.batch_size)
+        self.total_steps = s.epochs * self.batches
+        self.epoch, self.batch = 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.best = {"val_acc": -1.0, "epoch": 0}
+        self.running = fresh_totals()
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.model if self.ema else self.model
+
+    def restore(self, state: dict[str, Any], resume: Path) -> None:
+        r = state["resume"]
+        try:
+            self.model.load_state_dict(state["train_state_dict"])
+        except RuntimeError as e:
+            raise UserError(f"checkpoint {resume}: weights do not fit model {self.s.model} "
+                            f"({' '.join(str(e).split())[:200]})", 2) from None
+        self.optimizer.load_state_dict(r["optimizer"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(r["ema"])
+        self.order_rng.set_state(r["epoch_order_rng"])
+        self.aug_rng.set_state(r["aug_rng"])
+        # Checkpoints written before torchrun support hold one process's state as torch_rng/cuda_rng.
+        per_rank = r.get("rng_per_rank") or [{"torch": r["torch_rng"], "cuda": r.get("cuda_rng")}]
+        if self.world.rank < len(per_rank):
+            torch.set_rng_state(per_rank[self.world.rank]["torch"])
+            if self.device.type == "cuda" and per_rank[self.world.rank]["cuda"] is not None:
+                torch.cuda.set_rng_state(per_rank[self.world.rank]["cuda"])
+        self.epoch, self.batch, self.history, self.best = r["epoch"], r["batch"], r["history"], r["best"]
+        self.running = dict(r["running"])
+        if not self.world.is_main:  # rank 0 carries the epoch's totals so far; the sum at epoch end adds the rest
+            self.running.update(loss=0.0, correct=0, seen=0)
+
+    def train_epoch(self, epoch: int, order: torch.Tensor, first: int, x: torch.Tensor, y: torch.Tensor,
+                    stop: list[int], reporter: Reporter | None) -> int | None:
+        """Batches `first`.. of one epoch; returns the next batch's index if a stop was requested before the end."""
+        s, world, running = self.s, self.world, self.running
+        self.model.train()
+        tick = time.perf_counter()
+        for i, idx in enumerate(order.split(s.batch_size)):
+            if i < first:
+                continue
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(epoch * self.batches + i, self.total_steps, s)
+            start, stop_row = world.shard(len(idx))
+            mine = idx[start:stop_row]
+            labels = y[mine]
+            loss, logits = train_step(self.net, self.optimizer, x[mine], labels, s, self.aug_rng,
+                                      (start, len(idx)) if world.enabled else None, self.average)
+            if self.ema:
+                self.ema.update(self.model)
+            running["loss"] += loss.item() * len(labels)
+            running["correct"] += int((logits.argmax(1) == labels).sum())
+            running["seen"] += len(labels)
+            if reporter:
+                elapsed = running["seconds"] + time.perf_counter() - tick
+                reporter.batch(i + 1, running["loss"] / running["seen"],
+                               world.size * running["seen"] / max(elapsed, 1e-9))
+            if any_(world, bool(stop), self.device) and i + 1 < self.batches:
+                running["seconds"] += time.perf_counter() - tick
+                return i + 1
+        running["seconds"] += time.perf_counter() - tick
+        return None
+
+    def validate(self, epoch: int, totals: list[float], val_split) -> dict[str, Any]:
+        loss_sum, correct, seen = totals
+        with solo_threads(self.world):
+            val_loss, val_acc = loss_and_accuracy(inference_copy(self.eval_model, self.device), val_split.images,
+                                                  val_split.labels, self.device, self.s.eval_batch_size)
+        return {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                "val_loss": val_loss, "val_acc": val_acc, "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": self.running["seconds"]}
+
+    def checkpoint(self, kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None) -> dict[str, Any]:
+        s = self.s
+        ckpt = {"format": FORMAT, "model": s.model, "source": self.source.record(), "input_scaling": self.scaling,
+                "state_dict": self.eval_model.state_dict(), "settings": s.model_dump(mode="json"),
+                "metrics": self.history[-1] if self.history else {}, "versions": versions(), "kind": kind}
+        if kind == "last":
+            ckpt["train_state_dict"] = self.model.state_dict()
+            ckpt["resume"] = {
+                "epoch": epoch, "batch": batch, "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.model.state_dict() if self.ema else None, "epoch_order_rng": epoch_rng,
+                "aug_rng": self.aug_rng.get_state(), "rng_per_rank": rngs,
+                "history": self.history, "best": self.best, "running": self.running,
+                # What ran it: a resume defaults to the same, or it would continue on another path and diverge.
+                "processes": self.world.size, "threads": torch.get_num_threads(),
+            }
+        return ckpt
+
+
+def fresh_totals() -> dict[str, Any]:
+    return {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+
 def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, device: torch.device,
            splits: dict | None = None) -> dict[str, Any]:
+    # 1. Everything that can be wrong is found before anything is written.
     state = read_checkpoint(resume) if resume else None
     if state is not None and "resume" not in state:
         raise UserError(f"checkpoint {resume}: holds no training state to resume from (use a run's last.pt)", 2)
     if splits is None:  # under torchrun: rank 0 downloads if needed; the others read the files it left
-        splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror)) or load_mnist(s.data_dir, False)
+        splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)) \
+            or load_mnist(s.data_dir, False)
     train_split, val_split = train_val_split(splits["train"], s.val_size, s.seed, s.subset)
-    n = len(train_split)
-    batches_per_epoch = math.ceil(n / s.batch_size)
-    if world.enabled and min(s.batch_size, n - (batches_per_epoch - 1) * s.batch_size) < world.size:
+    test_split, n = splits["test"], len(train_split)
+    if world.enabled and min(s.batch_size, n - (math.ceil(n / s.batch_size) - 1) * s.batch_size) < world.size:
         raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
                         f"{world.size} processes; choose another batch_size or subset", 2)
-    if resume:
-        out = Path(resume).parent
-        check_run_dir(out, state, resume, s.epochs)
-    else:
-        def make_run_dir() -> Path:
-            path = prepare_out_dir(Path(s.out) if s.out else default_out_dir(s))
-            (path / "settings.json").write_text(s.model_dump_json(indent=2) + "\n")
-            return path
-        out = broadcast(world, on_main(world, make_run_dir))
-    test_split = splits["test"]
-    # Whole dataset on the device once: batches are index operations, never Python loops over images.
-    train_x, train_y = train_split.images.to(device), train_split.labels.to(device)
-
-    source = resolve(s.model)
-    scaling = source.default_scaling if s.input_scaling == "auto" else s.input_scaling
-    torch.manual_seed(s.seed)
-    model = prepare_model(build(source, scaling), device, training=True)
-    net, average = data_parallel(model, world, device)
-    if world.enabled:
-        torch.manual_seed(s.seed + 7919 * world.rank)  # same initial weights everywhere, different dropout masks
-    optimizer = make_optimizer(model, s)
-    ema = EMA(model, s.ema) if s.ema > 0 else None
-    # Identical in every process: all walk the same batch order and draw the same augmentation parameters.
-    order_rng = torch.Generator().manual_seed(s.seed)
-    aug_rng = torch.Generator(device=device).manual_seed(s.seed + 1)
-    total_steps = s.epochs * batches_per_epoch
-
-    history: list[dict[str, Any]] = []
-    start_epoch, start_batch, best = 0, 0, {"val_acc": -1.0, "epoch": 0}
-    running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    source, scaling = check_model(s)
+    run = Run(s, world, device, source, scaling, n)
     if state is not None:
-        r = state["resume"]
-        try:
-            model.load_state_dict(state["train_state_dict"])
-        except RuntimeError as e:
-            raise UserError(f"checkpoint {resume}: weights do not fit model {s.model} "
-                            f"({' '.join(str(e).split())[:200]})", 2) from None
-        optimizer.load_state_dict(r["optimizer"])
-        if ema is not None:
-            ema.model.load_state_dict(r["ema"])
-        order_rng.set_state(r["epoch_order_rng"])
-        aug_rng.set_state(r["aug_rng"])
-        # Checkpoints written before torchrun support hold one process's state as torch_rng/cuda_rng.
-        per_rank = r.get("rng_per_rank") or [{"torch": r["torch_rng"], "cuda": r.get("cuda_rng")}]
-        if world.rank < len(per_rank):
-            torch.set_rng_state(per_rank[world.rank]["torch"])
-            if device.type == "cuda" and per_rank[world.rank]["cuda"] is not None:
-                torch.cuda.set_rng_state(per_rank[world.rank]["cuda"])
-        start_epoch, start_batch, history, best, running = r["epoch"], r["batch"], r["history"], r["best"], r["running"]
-        if not world.is_main:  # rank 0 carries the epoch's totals so far; the sum at epoch end adds the rest
-            running = {**running, "loss": 0.0, "correct": 0, "seen": 0}
+        run.restore(state, resume)
 
-    eval_model = ema.model if ema else model
-    info = {"model": s.model, "params": count_params(model), "device": str(device), "processes": world.size, "train": n,
-            "val": len(val_split), "test": len(test_split), "batches": batches_per_epoch, "out": str(out),
-            "resumed_at": f"epoch {start_epoch + 1}, batch {start_batch}" if state is not None else None,
-            "settings": s.model_dump(mode="json")}
-    if not world.is_main:
-        reporter = None
+    # 2. The run directory: created (fresh run) or reopened (resume), and locked, by rank 0 alone.
+    def open_run_dir() -> tuple[Path, rundir.RunLock]:
+        if resume:
+            out = Path(resume).parent
+            lock = rundir.reopen(out, state, resume, s.epochs)
+            rundir.rewrite_metrics(out, run.history)
+            return out, lock
+        out = Path(s.out) if s.out else rundir.default_out_dir(s.model)
+        return out, rundir.create(out, s.model_dump_json(indent=2) + "\n")
+
+    opened = on_main(world, open_run_dir)
+    out = broadcast(world, opened[0] if opened else None)
+    try:
+        summary = _epochs(run, out, state, reporter, train_split, val_split, test_split)
+    finally:
+        if opened:
+            opened[1].release()
+    return summary
+
+
+def _epochs(run: Run, out: Path, state, reporter, train_split, val_split, test_split) -> dict[str, Any]:
+    s, world, device = run.s, run.world, run.device
+    reporter = reporter if world.is_main else None
     if reporter:
-        reporter.start(info)
+        resumed_at = None
+        if state is not None:
+            resumed_at = (f"epoch {run.epoch + 1}, batch {run.batch}" if run.epoch < s.epochs
+                          else f"after its last epoch ({s.epochs}): scoring only")
+        reporter.start({"model": s.model, "params": count_params(run.model), "device": str(device),
+                        "processes": world.size, "train": len(train_split), "val": len(val_split),
+                        "test": len(test_split), "batches": run.batches, "out": str(out), "resumed_at": resumed_at,
+                        "settings": s.model_dump(mode="json")})
+    # Whole dataset on the device once: batches are index operations, never Python loops over images.
+    x, y = train_split.images.to(device), train_split.labels.to(device)
 
     def rng_states() -> list[dict[str, Any]]:  # collective: every rank's dropout RNG, for an exact resume
         return gather(world, {"torch": torch.get_rng_state(),
                               "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None})
 
-    def epoch_totals() -> list[float]:  # collective: this epoch's loss sum, correct and seen over all ranks
-        return sum_(world, [running["loss"], running["correct"], running["seen"]], device)
-
-    def interrupted() -> TrainingInterrupted:
-        # A rank that saw no signal itself stops because another did (torchrun passes SIGTERM on).
-        return TrainingInterrupted(out / "last.pt", stop_requested[0] if stop_requested else signal.SIGTERM)
-
-    def checkpoint(kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None) -> dict[str, Any]:
-        ckpt = {"format": FORMAT, "model": s.model, "source": source.record(), "input_scaling": scaling,
-                "state_dict": eval_model.state_dict(),
-                "settings": s.model_dump(mode="json"), "metrics": history[-1] if history else {},
-                "versions": versions(), "kind": kind}
-        if kind == "last":
-            ckpt["train_state_dict"] = model.state_dict()
-            ckpt["resume"] = {
-                "epoch": epoch, "batch": batch, "optimizer": optimizer.state_dict(),
-                "ema": ema.model.state_dict() if ema else None, "epoch_order_rng": epoch_rng,
-                "aug_rng": aug_rng.get_state(), "rng_per_rank": rngs,
-                "history": history, "best": best, "running": running,
-            }
-        return ckpt
-
-    with stop_on_signals() as stop_requested:
-        for epoch in range(start_epoch, s.epochs):
-            epoch_rng = order_rng.get_state()
-            order = torch.randperm(n, generator=order_rng).to(device)
-            first = start_batch if epoch == start_epoch else 0
+    with stop_on_signals() as stop:
+        for epoch in range(run.epoch, s.epochs):
+            epoch_rng = run.order_rng.get_state()
+            order = torch.randperm(len(train_split), generator=run.order_rng).to(device)
+            first = run.batch if epoch == run.epoch else 0
             if first == 0:
-                running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+                run.running = fresh_totals()
             if reporter:
-                reporter.epoch_start(epoch + 1, s.epochs, batches_per_epoch, first)
-            model.train()
-            tick = time.perf_counter()
-            for i, idx in enumerate(order.split(s.batch_size)):
-                if i < first:
-                    continue
-                step = epoch * batches_per_epoch + i
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total_steps, s)
-                start, stop = world.shard(len(idx))
-                mine = idx[start:stop]
-                y = train_y[mine]
-                loss, logits = train_step(net, optimizer, train_x[mine], y, s, aug_rng,
-                                          (start, len(idx)) if world.enabled else None, average)
-                if ema:
-                    ema.update(model)
-                running["loss"] += loss.item() * len(y)
-                running["correct"] += int((logits.argmax(1) == y).sum())
-                running["seen"] += len(y)
-                if reporter:
-                    elapsed = running["seconds"] + time.perf_counter() - tick
-                    reporter.batch(i + 1, running["loss"] / running["seen"],
-                                   world.size * running["seen"] / max(elapsed, 1e-9))
-                if any_(world, bool(stop_requested), device) and i + 1 < batches_per_epoch:
-                    running["seconds"] += time.perf_counter() - tick
-                    running.update(zip(("loss", "correct", "seen"), epoch_totals()))
-                    rngs = rng_states()
-                    if world.is_main:
-                        save_atomic(checkpoint("last", epoch, i + 1, epoch_rng, rngs), out / "last.pt")
-                    raise interrupted()
-            running["seconds"] += time.perf_counter() - tick
-            loss_sum, correct, seen = epoch_totals()
+                reporter.epoch_start(epoch + 1, s.epochs, run.batches, first)
 
+            stopped_at = run.train_epoch(epoch, order, first, x, y, stop, reporter)
+            totals = sum_(world, [run.running[k] for k in ("loss", "correct", "seen")], device)  # collective
             rngs = rng_states()
+            if stopped_at is not None:  # mid-epoch: last.pt records the exact position
+                run.running.update(zip(("loss", "correct", "seen"), totals))
+                if world.is_main:
+                    save_atomic(run.checkpoint("last", epoch, stopped_at, epoch_rng, rngs), out / "last.pt")
+                raise TrainingInterrupted(out / "last.pt", stop[0] if stop else signal.SIGTERM)
+
             if world.is_main:
-                with solo_threads(world):
-                    val_loss, val_acc = loss_and_accuracy(inference_copy(eval_model, device), val_split.images,
-                                                          val_split.labels, device, s.eval_batch_size)
-                row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                       "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
-                       "seconds": running["seconds"]}
-                history.append(row)
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                row = run.validate(epoch, totals, val_split)
+                run.history.append(row)
                 # Checkpoints are picked on validation accuracy only; ties go to the later (longer-trained) epoch.
-                if val_acc >= best["val_acc"]:
-                    best = {"val_acc": val_acc, "epoch": epoch + 1}
-                    save_atomic(checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
-                save_atomic(checkpoint("last", epoch + 1, 0, order_rng.get_state(), rngs), out / "last.pt")
+                if row["val_acc"] >= run.best["val_acc"]:
+                    run.best = {"val_acc": row["val_acc"], "epoch": epoch + 1}
+                    save_atomic(run.checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
+                save_atomic(run.checkpoint("last", epoch + 1, 0, run.order_rng.get_state(), rngs), out / "last.pt")
+                rundir.append_metrics(out, row)  # after last.pt: a crash in between repeats no row on resume
                 if reporter:
                     reporter.epoch_end(row)
-            if any_(world, bool(stop_requested), device):
-                raise interrupted()
+            if any_(world, bool(stop), device):
+                # A rank that saw no signal itself stops because another did (torchrun passes SIGTERM on).
+                raise TrainingInterrupted(out / "last.pt", stop[0] if stop else signal.SIGTERM)
 
     def finish_alone() -> dict[str, Any]:
         with solo_threads(world):
-            return finish(out, s, test_split, device, history, best, count_params(model), world.size)
+            return finish(out, s, test_split, device, run.history, run.best, count_params(run.model), world.size)
 
-    summary = on_main(world, finish_alone)
-    return broadcast(world, summary)
+    return broadcast(world, on_main(world, finish_alone))
 
 
 def finish(out: Path, s: Settings, test_split, device, history, best, params: int,
@@ -405,7 +412,9 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         if kind == "last" and best["epoch"] == len(history):  # the same weights: score them once
             results["last"] = results["best"]
             continue
-        model = prepare_model(load_checkpoint(out / f"{kind}.pt", s.model).model, device)
+        loaded = load_checkpoint(out / f"{kind}.pt", s.model)
+        _check_same_run(loaded, kind, s, best["epoch"] if kind == "best" else len(history))
+        model = prepare_model(loaded.model, device)
         loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
         results[kind] = {"test_loss": loss, "test_acc": acc}
     summary = {
@@ -416,6 +425,17 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         "last_val_acc": history[-1]["val_acc"], "train_seconds": sum(r["seconds"] for r in history),
         "history": history,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    training_curves(history, out / "curves.png", title=f"{run_name(s.model)} · seed {s.seed}")
+    rundir.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    training_curves(history, out / "curves.png", title=f"{rundir.run_name(s.model)} · seed {s.seed}")
     return summary
+
+
+def _check_same_run(loaded, kind: str, s: Settings, epoch: int) -> None:
+    """A best.pt/last.pt that another run left (or a user copied) here must not be scored as this run's."""
+    mine = s.model_dump(mode="json")
+    theirs = loaded.settings if isinstance(loaded.settings, dict) else {}
+    differ = [k for k in mine if k not in rundir.RESUME_MAY_CHANGE and theirs.get(k) != mine[k]]
+    if differ or (loaded.metrics or {}).get("epoch") != epoch:
+        raise UserError(f"{loaded.path}: not this run's {kind} checkpoint (it records "
+                        f"{'other settings: ' + ', '.join(differ[:5]) if differ else 'another epoch'}); "
+                        "nothing was scored")

@@ -25,11 +25,13 @@ def test_real_mnist_shapes_and_split(mnist):
     assert len(data.train_val_split(mnist["train"], 5000, 0, subset=1234)[0]) == 1234
 
 
-def test_tiny_idx_set_loads(tmp_path):
+def test_idx_files_parse_but_a_set_of_the_wrong_size_is_not_mnist(tmp_path):
     write_tiny_mnist(tmp_path, 120, 40)
-    splits = data.load_mnist(tmp_path, download_missing=False)
-    assert splits["train"].images.shape == (120, 28, 28) and len(splits["test"]) == 40
-    assert splits["train"].labels.dtype == torch.int64
+    raw = tmp_path / "MNIST" / "raw"
+    assert data.read_idx(raw / "train-images-idx3-ubyte").shape == (120, 28, 28)
+    assert data.read_idx(raw / "t10k-labels-idx1-ubyte").shape == (40,)
+    with pytest.raises(UserError, match="train-images-idx3-ubyte: holds 120 images; MNIST's train set has 60,000"):
+        data.load_mnist(tmp_path, download_missing=False)
 
 
 def test_missing_data_without_download_names_the_four_files(tmp_path):
@@ -58,8 +60,14 @@ def test_damaged_idx_file_is_named(tmp_path, damage, words):
 def test_image_and_label_counts_must_agree(tmp_path):
     import numpy as np
 
+    from conftest import DATA_DIR
+
     write_tiny_mnist(tmp_path, 100, 40)
-    write_idx(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", np.zeros(39))
+    raw = tmp_path / "MNIST" / "raw"
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):  # the real training set
+        (raw / name).unlink()
+        (raw / name).symlink_to(DATA_DIR / "MNIST" / "raw" / name)
+    write_idx(raw / "t10k-labels-idx1-ubyte", np.zeros(39))
     with pytest.raises(UserError, match="40 images but .*t10k-labels-idx1-ubyte has 39 labels"):
         data.load_mnist(tmp_path, download_missing=False)
 

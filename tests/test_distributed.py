@@ -153,14 +153,16 @@ def test_plain_train_with_helper_processes_interrupts_and_resumes_exactly(tmp_pa
     assert state["epoch"] == 1 and 0 < state["batch"], "the interrupt should land inside epoch 2"
     assert len(state["rng_per_rank"]) == 2
 
+    # The printed command, exactly: no processes setting, so the resume must use the two the run recorded.
+    plain = {k: v for k, v in env.items() if k != "MNIST_TINY_PROCESSES"}
     resumed = subprocess.run([script, "train", "--resume", str(tmp_path / "cut" / "last.pt"), "--json"],
-                             capture_output=True, text=True, env=env, timeout=300)
+                             capture_output=True, text=True, env=plain, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     whole = subprocess.run([script, "train", *recipe, "--out", str(tmp_path / "whole"), "--json"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert whole.returncode == 0, whole.stderr
     a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
-    assert b["processes"] == 2 and b["last_test_acc"] > 0.9
+    assert a["processes"] == b["processes"] == 2 and b["last_test_acc"] > 0.9
     for key in ("best_val_acc", "best_test_acc", "last_test_acc", "best_epoch"):
         assert a[key] == b[key], key
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import pathlib
 import struct
 import zlib
@@ -101,7 +102,7 @@ def test_a_crash_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ckpt.UserError, match="cannot write .*best.pt: disk full"):
         ckpt.save_atomic({"v": torch.zeros(3)}, target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
@@ -171,6 +172,21 @@ def _hostile_files(folder, digit):
     cases["exif-rotated.jpg"] = 7
     Image.fromarray(big).save(folder / "plain.webp")
     cases["plain.webp"] = 7
+    # Only the paper's exact white keyed transparent: the anti-aliased halo stays opaque.
+    keyed = Image.fromarray(big).convert("P", palette=Image.ADAPTIVE, colors=32)
+    white = max(range(32), key=lambda i: sum(keyed.getpalette()[3 * i:3 * i + 3]))
+    keyed.save(folder / "white-keyed-palette.png", transparency=white)
+    cases["white-keyed-palette.png"] = 7
+    rgba = np.dstack([big, big, big, np.where(big >= 250, 0, 255)]).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "white-keyed-rgba.png")
+    cases["white-keyed-rgba.png"] = 7
+    # Not files: each named, none skipped in silence.
+    os.symlink("loop.png", folder / "loop.png")
+    cases["loop.png"] = "symbolic link loop"
+    os.symlink("gone.png", folder / "dangling.png")
+    cases["dangling.png"] = "dangling symbolic link"
+    os.mkfifo(folder / "fifo.png")
+    cases["fifo.png"] = "is a pipe"
     return cases
 
 
