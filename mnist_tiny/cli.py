@@ -12,18 +12,53 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from typer.core import TyperGroup
 
+from .choices import Count, Device, Optimizer, Scheduler, Split
 from .errors import UserError
 from .memory import keep_freed_memory
 
+class _OneLineErrors(TyperGroup):
+    """A usage error (an unknown flag, `--split foo`) is one line on stderr and exit 2, like every other error,
+    instead of Typer's framed panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        except typer.TyperException as e:
+            if type(e).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+                ctx = getattr(e, "ctx", None)
+                hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+                message = e.format_message().replace("Value error, ", "") if hasattr(e, "format_message") else str(e)
+                print(f"error: {message}{hint}", file=sys.stderr)
+            sys.exit(getattr(e, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="mnist-tiny",
     help="Train, inspect and serve tiny convolutional networks for handwritten digits (MNIST).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+def _flags_take_no_value() -> None:
+    """Rich help shows every option's type, `<bool>` for a flag too, as if it took a value: show nothing there."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is not None:
+        TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)
+
+
+_flags_take_no_value()
 MODEL_HELP = "Model: a registry name (`mnist-tiny models`), path/to/file.py:Class or module:Attr."
 _state = {"debug": False}
 
@@ -120,8 +155,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Number of epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    optimizer: Optional[str] = typer.Option(None, help="sgd or adamw."),
-    scheduler: Optional[str] = typer.Option(None, help="onecycle, cosine or constant."),
+    optimizer: Optional[Optimizer] = typer.Option(None, help="Optimizer."),
+    scheduler: Optional[Scheduler] = typer.Option(None, help="Learning-rate schedule."),
     weight_decay: Optional[float] = typer.Option(None, help="Weight decay (not applied to BN and biases)."),
     seed: Optional[int] = typer.Option(None, help="Random seed (data order, augmentation, init, val split)."),
     seeds: Optional[str] = typer.Option(None, help="Train once per seed, e.g. 1,2,3,4,5, and print mean ± std."),
@@ -129,7 +164,7 @@ def train(
     subset: Optional[int] = typer.Option(None, help="Train on the first N training images (smoke runs)."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<timestamp>)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
+    device: Optional[Device] = typer.Option(None, help="Where to compute."),
     config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
     set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run whose last.pt this is."),
@@ -146,11 +181,12 @@ def train(
              "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
              "subset": subset, "data_dir": data_dir, "out": out, "device": device}
     # A named flag left out must not hide the same key given with --set.
-    flags = {**_parse_set(set_), **{k: v for k, v in named.items() if v is not None}}
+    sets = _parse_set(set_)
+    flags = {**sets, **{k: v for k, v in named.items() if v is not None}}
     seed_list = _parse_seeds(seeds) if seeds else None
     if seed_list and resume:
         raise UserError("--seeds and --resume cannot be combined; resume each seed's run on its own", 2)
-    settings = resolve_settings(flags, config)
+    settings = resolve_settings(named, config, sets=sets)
     if resume is not None:
         settings = _resume_settings(resume, settings, flags)
     main_process = _is_main_process()
@@ -195,10 +231,17 @@ def train(
             render.train_summary(summaries[-1])
     if not main_process:
         return
+    from .rundir import write_text_atomic
+    from .runs import sweep_stats
+
+    sweep = {"model": settings.model, "seeds": seed_list, "runs": summaries, "stats": sweep_stats(summaries)}
+    write_text_atomic(Path(base) / "sweep.json", json.dumps(_finite(sweep), indent=2, allow_nan=False) + "\n")
     if json_out:
-        _print_json({"runs": summaries, "stats": render.sweep_stats(summaries)})
+        _print_json(sweep)
     else:
         render.sweep_table(summaries)
+        render.console.print(f"wrote {Path(base) / 'sweep.json'} (every seed's summary, mean ± std)", highlight=False,
+                             soft_wrap=True)
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -217,6 +260,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     Unless told otherwise it runs as recorded (the same processes and threads: another split of each batch would
     continue on another path) and reads the data from where it did, if MNIST is still there."""
     from .checkpoint import read_checkpoint, recorded_settings
+    from .data import holds_mnist
     from .modelref import is_registry_name
     from .settings import Settings
 
@@ -241,18 +285,12 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
         keep["processes"] = position["processes"]
         if isinstance(position.get("threads"), int):
             keep["threads"] = position["threads"]
-    if "data_dir" not in given and not _holds_mnist(saved.get("data_dir")):
+    if "data_dir" not in given and not holds_mnist(saved.get("data_dir")):
         keep["data_dir"] = current.data_dir  # the recorded folder is gone: the usual default
     try:
         return Settings.model_validate({**saved, **keep})
     except Exception as e:
         raise UserError(f"checkpoint {resume}: recorded settings are invalid ({_first_problem(e)})", 2) from None
-
-
-def _holds_mnist(data_dir: Any) -> bool:
-    from .data import FILES, raw_dir
-
-    return isinstance(data_dir, str) and all((raw_dir(Path(data_dir)) / name).is_file() for name in FILES)
 
 
 def _first_problem(e: Exception) -> str:
@@ -261,6 +299,47 @@ def _first_problem(e: Exception) -> str:
         first = errors()[0]
         return f"{'.'.join(map(str, first['loc'])) or 'settings'}: {first['msg']}"
     return " ".join(str(e).split())[:200]
+
+
+@app.command()
+@command
+def runs(
+    paths: List[Path] = typer.Argument(None, help="Run directories, or folders holding them [default: runs].",
+                                       show_default=False),
+    sort: str = typer.Option("val", help="Order: val (best validation accuracy), test, time, params or name."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw every run's validation accuracy and loss to this PNG."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Compare runs side by side: model, params, epochs, val and test accuracy, time, seed, data."""
+    from .runs import SORT_KEYS, list_runs
+
+    if sort not in SORT_KEYS:
+        raise UserError(f"--sort {sort!r}: expected one of {', '.join(SORT_KEYS)}", 2)
+    paths = paths or [Path("runs")]
+    missing = [p for p in paths if not p.is_dir()]
+    if missing:
+        raise UserError(f"{missing[0]}: {'not a directory' if missing[0].exists() else 'no such directory'}", 2)
+    if plot is not None and plot.exists():
+        raise UserError(f"--plot {plot}: exists; choose a new file (nothing is overwritten)", 2)
+    rows = list_runs(paths, sort)
+    if not rows:
+        raise UserError(f"no runs (folders with a settings.json written by `mnist-tiny train`) under "
+                        f"{', '.join(map(str, paths))}")
+    if plot is not None:
+        from .plots import runs_curves
+
+        runs_curves([(r["run"], r.get("history") or []) for r in rows if "error" not in r], plot,
+                    title=f"{len(rows)} runs")
+    if json_out:
+        _print_json(rows)
+    else:
+        from .render import runs_table
+
+        runs_table(rows, sort)
+        if plot is not None:
+            from .render import console
+
+            console.print(f"wrote {plot}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -300,9 +379,9 @@ def _load(checkpoint: Optional[Path], model: Optional[str], input_scaling: Optio
 def eval_(
     checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
-    split: str = typer.Option("test", help="test, val or train (val/train: the split the checkpoint was trained on)."),
+    split: Split = typer.Option("test", help="Which images (val/train: the split the checkpoint was trained on)."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
+    device: Optional[Device] = typer.Option(None, help="Where to compute."),
     config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
     set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
     report: Optional[Path] = typer.Option(None, help="Write confusion.png, errors.png and metrics.json here."),
@@ -311,11 +390,9 @@ def eval_(
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix of a model on MNIST."""
     from .evaluate_run import run_eval
 
-    if split not in ("test", "val", "train"):
-        raise UserError(f"--split {split!r}: expected test, val or train", 2)
     from .settings import resolve_settings
 
-    settings = resolve_settings({**_parse_set(set_), "data_dir": data_dir, "device": device}, config,
+    settings = resolve_settings({"data_dir": data_dir, "device": device}, config, sets=_parse_set(set_),
                                 with_recipe=False)
     loaded = _load(checkpoint, model, None if settings.input_scaling == "auto" else settings.input_scaling)
     result = run_eval(loaded, settings, split, report)
@@ -333,12 +410,13 @@ def params(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="Summarise the model inside this checkpoint."),
     max_params: Optional[int] = typer.Option(None, min=0, help="Fail (exit 1) if the model has more parameters."),
-    count: str = typer.Option("total", help="What --max-params counts: total, trainable or with_bn_stats."),
+    count: Count = typer.Option("total", help="What --max-params counts."),
     require: Optional[str] = typer.Option(None, help="Fail unless the model computes all of: bn,dropout,gap,fc."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Per-layer table: output shape, parameters, MACs and receptive field, with course rules judged on what the
-    model computes in a training-mode forward pass."""
+    """Per-layer table: shapes, parameters, MACs, receptive field, and the course rules.
+
+    The rules are judged on what the model computes in a training-mode forward pass."""
     from .course import model_summary
     from .rules import check_rules
 
@@ -398,15 +476,16 @@ def check(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     checkpoint: Optional[Path] = typer.Option(None, help="Also judge this checkpoint's test accuracy."),
     max_params: int = typer.Option(20_000, min=0, help="At most this many parameters."),
-    count: str = typer.Option("total", help="What --max-params counts: total, trainable or with_bn_stats."),
+    count: Count = typer.Option("total", help="What --max-params counts."),
     require: str = typer.Option("bn,dropout,gap,fc", help="What the model must compute (empty: nothing)."),
     min_acc: Optional[float] = typer.Option(None, help="Test accuracy in % the checkpoint must reach [99.4]."),
     max_epochs: Optional[int] = typer.Option(None, min=1, help="The checkpoint trained at most this many epochs."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """A course's CI test in one command: parameter budget, the structure rules and (with --checkpoint) the
-    accuracy bar. Exit 0 when every check passes, 1 otherwise."""
+    """A course's CI test: parameter budget, structure rules and (with --checkpoint) accuracy.
+
+    Exit 0 when every check passes, 1 otherwise."""
     from .course import check as run_check
     from .settings import resolve_settings
 
@@ -425,8 +504,9 @@ def check(
 @app.command()
 @command
 def new(folder: Path = typer.Argument(..., help="A new or empty directory.", show_default=False)) -> None:
-    """Start a course project: a documented model file that passes the rules, pytest tests through the Python
-    API, a GitHub Actions workflow (rules, tests, a short training and its accuracy) and a README."""
+    """Start a course project: model.py, pytest tests, a CI workflow and a README.
+
+    The model passes the rules; the workflow checks the rules, runs the tests and a short training."""
     from .course import new_project
     from .render import console
 
@@ -444,7 +524,7 @@ def bench(
     baseline: bool = typer.Option(False, "--baseline", help="Also time the classic per-sample torchvision pipeline."),
     runs: int = typer.Option(3, min=1, help="Runs per pipeline, each a whole process (interleaved); figures are medians."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps."),
+    device: Optional[Device] = typer.Option(None, help="Where to compute."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Training and inference images/s on this machine; with --baseline, the speed-up over the classic pipeline."""

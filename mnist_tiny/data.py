@@ -68,6 +68,13 @@ def read_idx(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy())
 
 
+def holds_mnist(data_dir) -> bool:
+    """Whether `data_dir` (a path or a recorded string) has the four files in torchvision's layout."""
+    if not isinstance(data_dir, (str, Path)) or not str(data_dir):
+        return False
+    return not _missing(raw_dir(Path(data_dir)))
+
+
 def _missing(root: Path) -> list[str]:
     return [name for name in FILES if not (root / name).is_file()]
 

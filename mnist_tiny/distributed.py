@@ -86,7 +86,9 @@ def setup(world: World, device: torch.device) -> torch.device:
         device = torch.device("cuda", world.local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # A deadline for joining (and for any one collective): a process that never arrives is an error, not a hang.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                timeout=timedelta(seconds=TORCHRUN_TIMEOUT_SECONDS))
         atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     if dist.get_world_size() != world.size:
         raise UserError(f"WORLD_SIZE={world.size} but the process group has {dist.get_world_size()} processes", 2)
@@ -331,6 +333,7 @@ def auto_processes(batch_size: int, images_seen: int, cores: int) -> int:
 
 
 STARTUP_SECONDS = 120
+TORCHRUN_TIMEOUT_SECONDS = 600
 
 
 def _last_line(path: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .checkpoint import Checkpoint, recorded_settings
-from .data import load_mnist, train_val_split
+from .data import holds_mnist, load_mnist, train_val_split
 from .device import prepare_model, resolve_device
 from .errors import UserError
 from .evaluate import evaluate
@@ -37,7 +37,19 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     return val if split == "val" else train
 
 
+def data_dir_of(loaded: Checkpoint, settings: Settings) -> Settings:
+    """Where no data folder was given, the one the checkpoint trained from, if MNIST is still there (a new shell
+    without MNIST_TINY_DATA_DIR then still finds it)."""
+    recorded = loaded.settings.get("data_dir")
+    if "data_dir" in settings.model_fields_set or not holds_mnist(recorded) or holds_mnist(settings.data_dir):
+        return settings
+    return settings.model_copy(update={"data_dir": Path(recorded)})
+
+
 def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report: Path | None = None) -> dict[str, Any]:
+    if report is not None:
+        check_report_dir(Path(report))
+    settings = data_dir_of(loaded, settings)
     device = resolve_device(settings.device)
     data = eval_split(loaded, settings, split)
     params = count_params(loaded.model)  # before `prepare_model` folds BatchNorm into the convs (fewer tensors)
@@ -50,11 +62,23 @@ def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report
     return result
 
 
+REPORT_FILES = ("confusion.png", "errors.png", "metrics.json")
+
+
+def check_report_dir(out: Path) -> None:
+    """A report goes into a new directory, or one that holds none of its files: it never overwrites."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--report {out}: exists and is not a directory", 2)
+    taken = [name for name in REPORT_FILES if (out / name).exists()]
+    if taken:
+        raise UserError(f"--report {out}: already holds {', '.join(taken)}; choose a new directory "
+                        "(a report never overwrites files)", 2)
+
+
 def write_report(result: dict[str, Any], images, out: Path) -> None:
     from .plots import confusion_heatmap, error_grid
 
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--report {out}: exists and is not a directory", 2)
+    check_report_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     title = f"{result['model']} · {result['split']} · accuracy {100 * result['accuracy']:.2f}% ({result['errors']} errors)"
     confusion_heatmap(result["confusion"], out / "confusion.png", title)

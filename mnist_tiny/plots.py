@@ -20,18 +20,43 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
-           series: Sequence[tuple[str, Sequence[float], tuple[int, int, int]]], percent: bool) -> None:
-    left, top, right, bottom = box
-    values = [v for _, ys, _ in series for v in ys]
+# Colours for several runs on one plot (Tableau 10, as matplotlib's default cycle).
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def axis_range(values: Sequence[float], floor: float | None = None,
+               ceiling: float | None = None) -> tuple[float, float]:
+    """The values with 8% of room either side, but never past what the quantity can be."""
     lo, hi = min(values), max(values)
     if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
+        lo, hi = lo - 0.005, hi + 0.005
     pad = (hi - lo) * 0.08
     lo, hi = lo - pad, hi + pad
+    if floor is not None:
+        lo = max(lo, floor)
+    if ceiling is not None:
+        hi = min(hi, ceiling)
+    return lo, hi
+
+
+def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
+           series: Sequence[tuple[str, Sequence[float], tuple[int, int, int]]], percent: bool,
+           floor: float | None = None, ceiling: float | None = None) -> None:
+    """One line chart. The axis stays within what the quantity can be (`floor`, `ceiling`: a loss is never below
+    0, an accuracy never above 100%), and the legend sits above the box, never over a curve."""
+    left, top, right, bottom = box
+    lo, hi = axis_range([v for _, ys, _ in series for v in ys], floor, ceiling)
     n = max(len(ys) for _, ys, _ in series)
     font, small = _font(15), _font(12)
-    draw.text((left, top - 24), title, fill=INK, font=font)
+    draw.text((left, top - 44), title, fill=INK, font=font)
+    x_legend = left
+    for label, _, colour in series:  # one row of keys between the title and the box
+        if not label:
+            continue
+        draw.line([(x_legend, top - 12), (x_legend + 18, top - 12)], fill=colour, width=3)
+        draw.text((x_legend + 22, top - 19), label, fill=INK, font=small)
+        x_legend += 34 + int(draw.textlength(label, font=small))
 
     def xy(i: int, v: float) -> tuple[float, float]:
         x = left + (right - left) * (i / max(1, n - 1))
@@ -46,30 +71,55 @@ def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str
         x = xy(i, lo)[0]
         if n <= 20 or i % max(1, n // 10) == 0:
             draw.text((x - 4, bottom + 6), str(i + 1), fill=INK, font=small)
+    draw.text(((left + right) / 2 - 16, bottom + 22), "epoch", fill=INK, font=small)
     draw.rectangle(box, outline=INK)
-    for k, (label, ys, colour) in enumerate(series):
+    for label, ys, colour in series:
         points = [xy(i, v) for i, v in enumerate(ys)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.line([(right - 110, top + 14 + 18 * k), (right - 90, top + 14 + 18 * k)], fill=colour, width=3)
-        draw.text((right - 84, top + 7 + 18 * k), label, fill=INK, font=small)
 
 
 def training_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
     """Loss and accuracy per epoch, train (augmented batches) vs validation, side by side."""
     if not history:
         return
-    image = Image.new("RGB", (1100, 440), "white")
+    image = Image.new("RGB", (1100, 470), "white")
     draw = ImageDraw.Draw(image)
     draw.text((20, 10), title, fill=INK, font=_font(18))
     col = lambda key: [row[key] for row in history]  # noqa: E731
-    _panel(draw, (90, 80, 520, 390), "loss", [("train", col("train_loss"), TRAIN), ("val", col("val_loss"), VAL)], False)
-    _panel(draw, (640, 80, 1070, 390), "accuracy",
-           [("train", col("train_acc"), TRAIN), ("val", col("val_acc"), VAL)], True)
-    draw.text((520, 415), "epoch", fill=INK, font=_font(13))
+    _panel(draw, (90, 100, 520, 410), "loss", [("train", col("train_loss"), TRAIN), ("val", col("val_loss"), VAL)],
+           False, floor=0.0)
+    _panel(draw, (640, 100, 1070, 410), "accuracy",
+           [("train", col("train_acc"), TRAIN), ("val", col("val_acc"), VAL)], True, floor=0.0, ceiling=1.0)
     image.save(path)
+
+
+def runs_curves(runs: list[tuple[str, list[dict[str, Any]]]], path: Path, title: str = "") -> None:
+    """Several runs on one picture: validation accuracy and training loss per epoch, one colour per run."""
+    runs = [(label, history) for label, history in runs if history]
+    if not runs:
+        return
+    image = Image.new("RGB", (1100, 470 + 18 * max(0, len(runs) - 4)), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((20, 10), title, fill=INK, font=_font(18))
+    colour = [PALETTE[i % len(PALETTE)] for i in range(len(runs))]
+    top = 100 + 18 * max(0, len(runs) - 4)
+    _legend_rows(draw, [(label, c) for (label, _), c in zip(runs, colour)], (20, 40))
+    _panel(draw, (90, top, 520, top + 310), "validation accuracy",
+           [("", [r["val_acc"] for r in h], c) for (_, h), c in zip(runs, colour)], True, floor=0.0, ceiling=1.0)
+    _panel(draw, (640, top, 1070, top + 310), "training loss",
+           [("", [r["train_loss"] for r in h], c) for (_, h), c in zip(runs, colour)], False, floor=0.0)
+    image.save(path)
+
+
+def _legend_rows(draw: ImageDraw.ImageDraw, keys: list[tuple[str, tuple[int, int, int]]], at: tuple[int, int]) -> None:
+    small = _font(12)
+    for k, (label, colour) in enumerate(keys):
+        x, y = at[0] + 540 * (k % 2), at[1] + 18 * (k // 2)
+        draw.line([(x, y + 7), (x + 18, y + 7)], fill=colour, width=3)
+        draw.text((x + 22, y), label[:80], fill=INK, font=small)
 
 
 def confusion_heatmap(confusion: list[list[int]], path: Path, title: str = "") -> None:

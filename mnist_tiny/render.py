@@ -5,10 +5,10 @@ Everything else in the package returns plain data; these functions only draw it.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -148,6 +148,8 @@ def sweep_table(summaries: list[dict[str, Any]]) -> None:
     for s in summaries:
         table.add_row(str(s["seed"]), pct(s["last_test_acc"]), pct(s["last_val_acc"]), str(s["best_epoch"]),
                       pct(s["best_test_acc"]), f"{s['train_seconds']:.0f}")
+    from .runs import sweep_stats
+
     stats = sweep_stats(summaries)
     table.add_section()
     table.add_row("mean ± std", _pm(stats["last_test_acc"]), _pm(stats["last_val_acc"]), "",
@@ -160,30 +162,61 @@ def _pm(stat: dict[str, float]) -> str:
     return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}%"
 
 
-def sweep_stats(summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    result = {}
-    for key in ("last_test_acc", "last_val_acc", "best_val_acc", "best_test_acc", "train_seconds"):
-        values = [s[key] for s in summaries]
-        result[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                       "min": min(values), "max": max(values)}
-    return result
+def runs_table(rows: list[dict[str, Any]], sort: str) -> None:
+    """One row per run; sorted on validation by default (test accuracy is reported, never used to rank)."""
+    table = Table(title=f"{len(rows)} runs · sorted by {sort}", title_justify="left", box=box.SIMPLE_HEAD)
+    wide = console.width >= 110  # below that, time, seed and data stay in --json: the names need the room
+    table.add_column("run", overflow="fold", ratio=2, min_width=12)
+    table.add_column("model", overflow="fold", ratio=1, min_width=8)
+    numbers = ("params", "epochs", "best val", "test@best", "test@last") + (("s", "seed", "data") if wide else ())
+    for name in numbers:
+        table.add_column(name, justify="right", no_wrap=True)
+    unfinished = False
+    for r in rows:
+        if "error" in r:
+            table.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", *[""] * len(numbers))
+            continue
+        best = f"{pct(r['best_val_acc'])} e{r['best_epoch']}" if r.get("best_val_acc") is not None else "–"
+        data = f"{_k(r['train_images'])}/{_k(r['val_images'])}" if r.get("train_images") and r.get("val_images") else "–"
+        epochs = f"{r['epochs_done']}/{r['epochs']}" + ("" if r["status"] == "finished" else "*")
+        unfinished |= r["status"] != "finished"
+        extra = (f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "–", str(r.get("seed")), data)
+        table.add_row(escape(r["name"]), escape(str(r.get("model"))), f"{r['params']:,}" if r.get("params") else "–",
+                      epochs, best, pct(r.get("best_test_acc")), pct(r.get("last_test_acc")), *(extra if wide else ()))
+    console.print(table)
+    notes = ["best val: the epoch validation chose; test@best/test@last: that epoch's and the last one's test "
+             "accuracy (reported, never used to rank)"]
+    notes.append("data: training/validation images" if wide else "time (s), seed and data: in a wider terminal or --json")
+    if unfinished:
+        notes.append("* not finished (interrupted or still training): no test figures yet")
+    console.print("[dim]" + ". ".join(notes) + ".[/]", highlight=False)
+
+
+def _k(n: int) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
 
 
 def models_table(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="models", title_justify="left")
-    table.add_column("name")
-    table.add_column("params", justify="right")
-    table.add_column("weights", justify="center")
-    table.add_column("test acc", justify="right")
-    table.add_column("seeds: mean ± std", justify="right")
-    table.add_column("description")
+    wide = console.width >= 100  # below that the descriptions would squeeze the names: --json has them
+    table = Table(title="models", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("name", no_wrap=True)
+    headers = ("params", "weights", "test acc", "seeds: mean ± std") if wide else ("params", "w", "test", "seeds")
+    for name in headers:
+        table.add_column(name, justify="center" if name in ("weights", "w") else "right", no_wrap=True)
+    if wide:
+        table.add_column("description", overflow="fold")
     for row in rows:
-        name = f"[bold]{row['name']}[/]" + (" [dim](default)[/]" if row["default"] else "")
+        name = f"[bold]{escape(row['name'])}[/]" + ((" [dim](default)[/]" if wide else " *") if row["default"] else "")
         sweep = row.get("sweep")
-        spread = f"{100 * sweep['mean']:.2f} ± {100 * sweep['std']:.2f}% ({len(sweep['seeds'])})" if sweep else "–"
-        table.add_row(name, f"{row['params']:,}" if row['params'] is not None else "–", "✓" if row["weights"] else "–", pct(row.get("test_acc")), spread,
-                      row["description"])
+        spread = f"{100 * sweep['mean']:.2f} ± {100 * sweep['std']:.2f}%" if sweep else "–"
+        if sweep and wide:
+            spread += f" ({len(sweep['seeds'])})"
+        table.add_row(name, f"{row['params']:,}" if row["params"] is not None else "–", "✓" if row["weights"] else "–",
+                      pct(row.get("test_acc")), spread, *((escape(row["description"]),) if wide else ()))
     console.print(table)
+    if not wide:
+        console.print("[dim]* the default. w: shipped weights; test: their test accuracy; seeds: mean ± std of "
+                      "a sweep. Descriptions: in a wider terminal, or --json.[/]", highlight=False)
 
 
 def eval_report(result: dict[str, Any]) -> None:
@@ -282,17 +315,17 @@ def digit_picture(image, color: bool) -> str:
 
 
 def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None:
-    table = Table(title=f"predictions · {model}", title_justify="left")
-    table.add_column("file")
-    table.add_column("digit", justify="center")
-    table.add_column("confidence", justify="right")
-    table.add_column("top-k")
+    table = Table(title=f"predictions · {escape(model)}", title_justify="left")
+    table.add_column("file", overflow="fold")  # a long name folds, it is never cut short
+    table.add_column("digit", justify="center", no_wrap=True)
+    table.add_column("confidence", justify="right", no_wrap=True)
+    table.add_column("top-k", overflow="fold")
     for r in results:
         if "error" in r:
-            table.add_row(r["path"], "[red]✗[/]", "", f"[red]{r['error']}[/]")
+            table.add_row(escape(r["path"]), "[red]✗[/]", "", f"[red]{escape(r['error'])}[/]")
         else:
-            bars = "\n".join(f"{d} [cyan]{'█' * max(1, round(20 * p))}[/] {100 * p:5.1f}%" for d, p in r["top"])
-            table.add_row(r["path"], f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars)
+            bars = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
+            table.add_row(escape(r["path"]), f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars)
     console.print(table)
     if show:
         color = console.color_system is not None

@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .choices import Device, InputScaling, Optimizer, Scheduler
 from .errors import UserError
 from .registry import DEFAULT_MODEL
 
@@ -43,19 +44,19 @@ class Settings(BaseModel):
 
     model: str = Field(DEFAULT_MODEL, description="model reference: a registry name, path/to/file.py:Attr or module:Attr")
     recipe: Optional[str] = Field(None, description="borrow this registry model's training recipe (e.g. fast-11k)")
-    input_scaling: Literal["auto", "unit", "mnist"] = Field("auto", description=(
+    input_scaling: InputScaling = Field("auto", description=(
         "what the model expects: unit = pixels in [0, 1], mnist = (x - 0.1307) / 0.3081; auto = ours unit, "
         "a user's model mnist unless its recipe says otherwise"))
     epochs: int = Field(15, gt=0, le=10_000)
     batch_size: int = Field(64, gt=0, le=65_536)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    optimizer: Optimizer = "sgd"
     # 0.1 for a model without a recipe (a user's): one epoch on 5,000 images, 3 seeds, reached 90.6-93.0% with a
     # course-style model against 79.7-90.1% at 0.05 (docs/own-model.md). Our models' recipes state their own.
     lr: float = Field(0.1, gt=0, le=10, description="peak learning rate")
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
     weight_decay: float = Field(5e-4, ge=0, lt=1)
-    scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    scheduler: Scheduler = "onecycle"
     warmup: float = Field(0.2, ge=0, lt=1, description="fraction of steps spent warming up (onecycle)")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights; 0 = off")
@@ -64,7 +65,7 @@ class Settings(BaseModel):
     scale: float = Field(0.06, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
     val_size: int = Field(5000, gt=0, lt=60_000, description="training images held out to pick checkpoints")
     seed: int = Field(0, ge=0, le=2**32 - 1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     processes: Optional[int] = Field(None, gt=0, le=256, description=(
         "CPU training processes, each training on a shard of every batch (default: one per core when the batch "
         "and the run are big enough; 1 when threads is set or on a GPU)"))
@@ -120,6 +121,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{label}: not UTF-8 text (byte {e.start}); TOML files are UTF-8", 2) from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{label}: invalid TOML ({e})", 2) from None
+    except RecursionError:
+        raise UserError(f"{label}: invalid TOML (arrays or tables nested too deeply)", 2) from None
     # Allow both a flat file and one with a [train] table.
     table = data.get("train", {})
     if not isinstance(table, dict):
@@ -186,15 +189,17 @@ def resolve_settings(
     config: Path | None = None,
     environ: dict[str, str] | None = None,
     with_recipe: bool = True,
+    sets: dict[str, Any] | None = None,
 ) -> Settings:
     """Merge all sources (see module docstring) and validate once; errors name the field and its source.
 
-    `with_recipe=False` leaves the model's recipe out (commands that do not train need none, and resolving a
+    `sets` are `--set KEY=VALUE` pairs (named in errors as such). `with_recipe=False` leaves the model's recipe out (commands that do not train need none, and resolving a
     user's model for it would run the user's file)."""
     layers: list[tuple[str, dict[str, Any]]] = []
     if config is not None:
         layers.append((f"config file {config}", _read_toml(config)))
     layers.append(("environment", _read_env(dict(os.environ if environ is None else environ))))
+    layers.append(("--set", dict(sets or {})))  # named flags win over --set KEY=VALUE
     layers.append(("command line", {k: v for k, v in (flags or {}).items() if v is not None}))
 
     merged: dict[str, Any] = {}
@@ -241,5 +246,7 @@ def _describe(error: ValidationError, source: dict[str, str]) -> str:
             where = f"{ENV_PREFIX}{field.upper()}"
         elif where == "command line":
             where = f"--{field.replace('_', '-')}"
+        elif where == "--set":
+            where = f"--set {field}={err.get('input')}"
         problems.append(f"invalid setting {field!r} = {err.get('input')!r} (from {where}): {err['msg']}")
     return "; ".join(problems)

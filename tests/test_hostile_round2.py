@@ -390,3 +390,15 @@ def test_a_6300_pixel_image_is_read_under_a_gigabyte(tmp_path, mnist):
     assert report["rc"] == 0, report["err"]
     assert json.loads(report["out"])[0]["digit"] == 7
     assert report["kb"] < 1_000_000, f"peak {report['kb'] / 1e6:.2f} GB"
+
+
+def test_an_eval_report_never_overwrites_and_deep_toml_is_a_sentence(tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text("my notes")
+    result = CliRunner().invoke(app, ["eval", "--report", str(report)])
+    _one_line_error(result, "already holds metrics.json", code=2)
+    assert (report / "metrics.json").read_text() == "my notes" and len(list(report.iterdir())) == 1
+    config = tmp_path / "deep.toml"
+    config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    _one_line_error(CliRunner().invoke(app, ["train", "--config", str(config)]), "nested too deeply", code=2)

@@ -1,0 +1,68 @@
+"""Draw the sample images in this folder (no MNIST inside: strokes drawn here, then rendered as people's images).
+
+    python examples/draw.py    # rewrites the images beside this file
+"""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+HERE = Path(__file__).parent
+# Each digit as pen strokes on a 100×100 grid (x, y).
+STROKES = {
+    3: [[(28, 22), (45, 14), (66, 16), (74, 30), (66, 45), (48, 50), (68, 56), (77, 72), (66, 86), (44, 89),
+         (26, 80)]],
+    4: [[(62, 10), (22, 66), (80, 66)], [(62, 10), (60, 92)]],
+    1: [[(38, 26), (56, 12), (56, 90)]],
+    8: [[(50, 50), (32, 38), (34, 20), (50, 12), (66, 20), (68, 38), (50, 50), (30, 64), (32, 84), (50, 92),
+         (68, 84), (70, 64), (50, 50)]],
+}
+
+
+def strokes(digit: int, size: int, width: float) -> Image.Image:
+    """The digit as white strokes on black, anti-aliased (drawn 4× larger, then shrunk)."""
+    big = Image.new("L", (4 * size, 4 * size), 0)
+    draw = ImageDraw.Draw(big)
+    for line in STROKES[digit]:
+        points = [(x * 4 * size / 100, y * 4 * size / 100) for x, y in line]
+        draw.line(points, fill=255, width=int(4 * width), joint="curve")
+        r = 2 * width
+        for x, y in (points[0], points[-1]):
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
+    return big.resize((size, size), Image.LANCZOS)
+
+
+def pen_on_paper(digit: int, rng: np.random.Generator) -> Image.Image:
+    """Blue-black ink on cream paper, lit from one side, with grain; the digit off-centre on a larger page."""
+    ink = np.asarray(strokes(digit, 260, 9).filter(ImageFilter.GaussianBlur(1.2)), dtype=np.float64) / 255
+    h, w = 480, 640
+    ys, xs = np.mgrid[0:h, 0:w]
+    light = 1 - 0.18 * xs / w - 0.10 * ys / h
+    page = np.array([236, 228, 205])[None, None, :] * light[..., None] + rng.normal(0, 5, (h, w, 1))
+    top, left = 120, 300
+    pen = np.array([30, 35, 80])
+    region = page[top:top + 260, left:left + 260]
+    page[top:top + 260, left:left + 260] = region * (1 - ink[..., None]) + pen * ink[..., None]
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    pen_on_paper(3, rng).save(HERE / "pen-on-paper-3.jpg", quality=85)
+    # A drawing app's export: black strokes, the coverage in the alpha channel, no background.
+    alpha = strokes(4, 300, 12)
+    drawing = Image.merge("RGBA", [Image.new("L", alpha.size, 0)] * 3 + [alpha])
+    drawing.save(HERE / "tablet-4.png")
+    # Chalk on a board: light on dark, noisy.
+    chalk = np.asarray(strokes(1, 200, 10), dtype=np.float64) * 0.8 + 40 + rng.normal(0, 10, (200, 200))
+    Image.fromarray(np.clip(chalk, 0, 255).astype(np.uint8)).save(HERE / "chalk-1.png")
+    # A thick marker, small and tight-cropped, as a phone screenshot might be.
+    Image.fromarray(255 - np.asarray(strokes(8, 64, 8))).save(HERE / "marker-8.png")
+    # Blank paper: no digit to read.
+    blank = np.clip(np.full((300, 300), 232.0) + rng.normal(0, 3, (300, 300)), 0, 255).astype(np.uint8)
+    Image.fromarray(blank).save(HERE / "blank-page.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""A newcomer's first hour: commands that work in a new shell, runs side by side, help that reads right."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from mnist_tiny.cli import app
+
+SCRIPT = str(Path(sys.executable).parent / "mnist-tiny")
+
+
+def test_a_new_shell_finds_the_data_the_checkpoint_trained_on(tmp_path, trained_run):
+    """No MNIST_TINY_DATA_DIR, an empty cache and no network: eval and resume use the folder the run recorded."""
+    env = {k: v for k, v in os.environ.items() if k != "MNIST_TINY_DATA_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), MNIST_TINY_DOWNLOAD="false")
+    result = subprocess.run([SCRIPT, "eval", "--checkpoint", str(trained_run / "best.pt"), "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n"] == 10_000
+    # with nothing recorded and nothing given, the message says where to point
+    result = subprocess.run([SCRIPT, "eval"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and "--data-dir" in result.stderr and "MNIST_TINY_DATA_DIR" in result.stderr
+
+
+def test_set_errors_name_the_set_flag_and_flags_show_no_value():
+    result = CliRunner().invoke(app, ["train", "--set", "rotate=abc"])
+    assert result.exit_code == 2 and "--set rotate=abc" in result.output and "--rotate" not in result.output
+    help_text = CliRunner().invoke(app, ["train", "-h"], env={"COLUMNS": "120"}).output
+    json_line = next(line for line in help_text.splitlines() if "--json" in line)
+    assert "<bool>" not in json_line and "bool" not in help_text
+    assert "<sgd|adamw>" in help_text
+    assert "--show-completion" in CliRunner().invoke(app, ["-h"], env={"COLUMNS": "120"}).output
+
+
+def test_runs_side_by_side_sorted_on_validation_with_a_plot(tmp_path, trained_run):
+    root = tmp_path / "runs"
+    shutil.copytree(trained_run, root / "finished")
+    shutil.copytree(trained_run, root / "sweep" / "seed-1")
+    (root / "sweep" / "seed-1" / "summary.json").unlink()  # interrupted before it was scored
+    rows = [json.loads(line) for line in (root / "sweep" / "seed-1" / "metrics.jsonl").read_text().splitlines()]
+    (root / "sweep" / "seed-1" / "metrics.jsonl").write_text(json.dumps({**rows[0], "val_acc": 0.5}) + "\n")
+    (root / "broken").mkdir()
+    (root / "broken" / "settings.json").write_text("{not json")
+    result = CliRunner().invoke(app, ["runs", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [r["name"] for r in listed] == ["runs/finished", "runs/sweep/seed-1", "runs/broken"]
+    finished, partial, broken = listed
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert finished["best_test_acc"] == summary["best_test_acc"] and finished["status"] == "finished"
+    assert finished["params"] == 6926 and finished["seed"] == 3 and finished["train_images"] == 4000
+    assert partial["status"] == "interrupted" and partial["epochs_done"] == 1 and partial["best_val_acc"] == 0.5
+    assert partial.get("best_test_acc") is None and "cannot read" in broken["error"]
+
+    plot = tmp_path / "runs.png"
+    table = CliRunner().invoke(app, ["runs", str(root), "--plot", str(plot)])
+    words = " ".join(table.output.split())  # whatever the terminal's width did to the lines
+    assert table.exit_code == 0 and "not finished" in words and "3 runs" in words
+    assert Image.open(plot).size[0] == 1100
+    again = CliRunner().invoke(app, ["runs", str(root), "--plot", str(plot)])
+    assert again.exit_code == 2 and "exists" in again.output
+    assert CliRunner().invoke(app, ["runs", str(tmp_path / "nope")]).exit_code == 2
+
+
+def test_a_seed_sweep_writes_one_combined_summary(tmp_path, mnist):
+    base = tmp_path / "sweep"
+    result = CliRunner().invoke(app, ["train", "--model", "lean-6k", "--seeds", "1,2", "--epochs", "1", "--subset",
+                                      "512", "--val-size", "500", "--out", str(base), "--json"])
+    assert result.exit_code == 0, result.output
+    sweep = json.loads((base / "sweep.json").read_text())
+    assert sweep == json.loads(result.stdout)
+    assert [r["seed"] for r in sweep["runs"]] == [1, 2] and sweep["seeds"] == [1, 2]
+    accs = [r["last_test_acc"] for r in sweep["runs"]]
+    assert abs(sweep["stats"]["last_test_acc"]["mean"] - sum(accs) / 2) < 1e-12
+
+
+def test_curve_axes_stay_within_what_the_quantity_can_be():
+    from mnist_tiny.plots import axis_range
+
+    lo, hi = axis_range([0.99, 1.0], floor=0.0, ceiling=1.0)
+    assert hi == 1.0 and lo < 0.99
+    lo, hi = axis_range([0.0, 0.3], floor=0.0)
+    assert lo == 0.0 and hi > 0.3
