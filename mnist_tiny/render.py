@@ -97,8 +97,14 @@ class PlainReporter:
         self.console = out
 
     def start(self, info: dict[str, Any]) -> None:
-        settings = " ".join(f"{k}={v}" for k, v in info["settings"].items())
-        self.console.print(f"settings: {settings}", highlight=False, soft_wrap=True)
+        # Every setting, for the log; lines of at most ~100 characters, each `key=value` kept whole.
+        lines, line = [], "settings:"
+        for token in (f"{k}={v}" for k, v in info["settings"].items()):
+            if len(line) + 1 + len(token) > 100 and line.strip() != "settings:":
+                lines.append(line)
+                line = "  "
+            line = f"{line} {token}" if line.strip() else f"  {token}"
+        self.console.print("\n".join([*lines, line]), highlight=False, soft_wrap=True)
         resumed = f", resumed at {info['resumed_at']}" if info["resumed_at"] else ""
         procs = f" x {info['processes']} processes" if info.get("processes", 1) > 1 else ""
         self.console.print(f"{info['model']}: {info['params']:,} params on {info['device']}{procs}, train {info['train']}"
@@ -164,10 +170,11 @@ def _pm(stat: dict[str, float]) -> str:
 
 def runs_table(rows: list[dict[str, Any]], sort: str) -> None:
     """One row per run; sorted on validation by default (test accuracy is reported, never used to rank)."""
-    table = Table(title=f"{len(rows)} runs · sorted by {sort}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{len(rows)} run{'s' if len(rows) != 1 else ''} · sorted by {sort}", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
     wide = console.width >= 110  # below that, time, seed and data stay in --json: the names need the room
     table.add_column("run", overflow="fold", ratio=2, min_width=12)
-    table.add_column("model", overflow="fold", ratio=1, min_width=8)
+    table.add_column("model", no_wrap=True)
     numbers = ("params", "epochs", "best val", "test@best", "test@last") + (("s", "seed", "data") if wide else ())
     for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
@@ -291,9 +298,12 @@ def check_table(result: dict[str, Any]) -> None:
         console.print(f"  {mark} {c['name']}: {escape(c['detail'])}", highlight=False, soft_wrap=True)
     if not result["accuracy_checked"]:
         console.print("  [dim]· accuracy: not checked (pass --checkpoint PATH)[/]", highlight=False)
-    verdict = "[bold green]passed[/]" if result["passed"] else "[bold red]failed[/]"
-    console.print(f"{verdict}: {sum(c['ok'] for c in result['checks'])} of {len(result['checks'])} checks",
-                  highlight=False)
+    passed, total = sum(c["ok"] for c in result["checks"]), len(result["checks"])
+    if result["passed"]:
+        console.print(f"[bold green]passed[/]: all {total} checks", highlight=False)
+    else:
+        broken = ", ".join(c["name"] for c in result["checks"] if not c["ok"])
+        console.print(f"[bold red]failed[/]: {total - passed} of {total} checks ({escape(broken)})", highlight=False)
 
 
 RAMP = " .:-=+*#%@"

@@ -149,8 +149,7 @@ def planned_processes(s: Settings, device: torch.device) -> int:
         return s.processes
     if device.type != "cpu" or s.threads or not can_fork():
         return 1
-    train_images = 60_000 - s.val_size if s.subset is None else min(s.subset, 60_000 - s.val_size)
-    return auto_processes(s.batch_size, s.epochs * train_images, cores)
+    return auto_processes(s.batch_size, cores)
 
 
 def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = None) -> dict[str, Any]:

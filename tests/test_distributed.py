@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from mnist_tiny.augment import random_affine
+from mnist_tiny.distributed import usable_cores
 from mnist_tiny.checkpoint import read_checkpoint
 from mnist_tiny.cli import app
 from mnist_tiny.distributed import World
@@ -91,15 +92,14 @@ def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist
     assert abs(json.loads(single.stdout)["last_test_acc"] - b["last_test_acc"]) < 0.03
 
 
-def test_auto_processes_one_per_core_only_when_it_pays():
+def test_auto_processes_one_per_core_when_the_batch_splits():
     from mnist_tiny.distributed import auto_processes
 
-    assert auto_processes(batch_size=128, images_seen=15 * 55_000, cores=2) == 2
-    assert auto_processes(batch_size=512, images_seen=8 * 55_000, cores=8) == 8
-    assert auto_processes(batch_size=256, images_seen=15 * 55_000, cores=8) == 4  # shards keep >= 64 images
-    assert auto_processes(batch_size=64, images_seen=15 * 55_000, cores=2) == 1  # too small a batch to split
-    assert auto_processes(batch_size=256, images_seen=2 * 4_000, cores=2) == 1  # a smoke run: not worth a start
-    assert auto_processes(batch_size=256, images_seen=10**6, cores=1) == 1
+    assert auto_processes(batch_size=128, cores=2) == 2
+    assert auto_processes(batch_size=512, cores=8) == 8
+    assert auto_processes(batch_size=256, cores=8) == 4  # shards keep >= 64 images
+    assert auto_processes(batch_size=64, cores=2) == 1  # too small a batch to split
+    assert auto_processes(batch_size=256, cores=1) == 1
 
 
 def test_planned_processes_respects_the_settings():
@@ -110,7 +110,7 @@ def test_planned_processes_respects_the_settings():
     cpu = torch.device("cpu")
     assert planned_processes(Settings(processes=3), cpu) == 3
     assert planned_processes(Settings(threads=1), cpu) == 1  # a thread budget means: one process, that many threads
-    assert planned_processes(Settings(subset=1000), cpu) == 1
+    assert planned_processes(Settings(batch_size=128, subset=1000), cpu) == min(2, usable_cores())  # short runs too
     assert planned_processes(Settings(), torch.device("cuda")) == 1
     try:
         planned_processes(Settings(processes=2), torch.device("cuda"))
