@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _API = {
-    "DEFAULT_MODEL": "registry",
-    "get_model": "modelref",
-    "list_models": "modelref",
-    "register_model": "registry",
-    "check": "course",
-    "summarize": "summary",
-    "count_params": "registry",
-    "load_checkpoint": "checkpoint",
+    "DEFAULT_MODEL": "models.registry",
+    "get_model": "models.hub",
+    "list_models": "models.refs",
+    "register_model": "models.registry",
+    "check": "course.project",
+    "summarize": "inspection.summary",
+    "count_params": "models.registry",
+    "load_checkpoint": "training.checkpoint",
     "Settings": "settings",
     "resolve_settings": "settings",
-    "preprocess": "images",
+    "preprocess": "reader.images",
     "UserError": "errors",
 }
 
@@ -35,11 +35,12 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .checkpoint import load_checkpoint  # noqa: F401
-    from .errors import UserError  # noqa: F401
-    from .images import preprocess  # noqa: F401
-    from .course import check  # noqa: F401
-    from .modelref import get_model, list_models  # noqa: F401
-    from .registry import DEFAULT_MODEL, count_params, register_model  # noqa: F401
-    from .summary import summarize  # noqa: F401
-    from .settings import Settings, resolve_settings  # noqa: F401
+    from mnist_tiny.training.checkpoint import load_checkpoint  # noqa: F401
+    from mnist_tiny.errors import UserError  # noqa: F401
+    from mnist_tiny.reader.images import preprocess  # noqa: F401
+    from mnist_tiny.course.project import check  # noqa: F401
+    from mnist_tiny.models.hub import get_model  # noqa: F401
+    from mnist_tiny.models.refs import list_models  # noqa: F401
+    from mnist_tiny.models.registry import DEFAULT_MODEL, count_params, register_model  # noqa: F401
+    from mnist_tiny.inspection.summary import summarize  # noqa: F401
+    from mnist_tiny.settings import Settings, resolve_settings  # noqa: F401

@@ -1,3 +1,3 @@
-from .cli import main
+from mnist_tiny.cli.app import main
 
 main()

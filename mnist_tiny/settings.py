@@ -19,9 +19,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .choices import Device, InputScaling, Optimizer, Scheduler
-from .errors import UserError
-from .registry import DEFAULT_MODEL
+from mnist_tiny.choices import Device, InputScaling, Optimizer, Scheduler
+from mnist_tiny.errors import UserError
+from mnist_tiny.models.registry import DEFAULT_MODEL
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -221,7 +221,7 @@ def resolve_settings(
 
 def model_recipe(merged: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The recipe that applies: `recipe = NAME` borrows a registry model's; else the model's own."""
-    from .modelref import get_spec, resolve
+    from mnist_tiny.models.refs import get_spec, resolve
 
     borrowed = merged.get("recipe")
     if isinstance(borrowed, str) and borrowed:

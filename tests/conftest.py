@@ -16,7 +16,7 @@ os.environ["MNIST_TINY_DOWNLOAD"] = "false"
 @pytest.fixture(scope="session")
 def mnist():
     """The real dataset. Missing data is a failure, not a skip: the tests that need it must run."""
-    from mnist_tiny.data import load_mnist
+    from mnist_tiny.data.mnist import load_mnist
 
     if not (DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
         pytest.fail(f"MNIST not found under {DATA_DIR}/MNIST/raw (set MNIST_TINY_DATA_DIR)")
@@ -28,7 +28,7 @@ def trained_run(tmp_path_factory, mnist):
     """One short real training run (2 epochs on 4,000 images), shared by the tests that need a checkpoint."""
     from typer.testing import CliRunner
 
-    from mnist_tiny.cli import app
+    from mnist_tiny.cli.app import app
 
     out = tmp_path_factory.mktemp("run") / "run"
     result = CliRunner().invoke(app, ["train", "--model", "s6-compact", "--epochs", "2", "--subset", "4000",

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from mnist_tiny.augment import affine_grid, random_affine, to_float
+from mnist_tiny.data.augment import affine_grid, random_affine, to_float
 
 
 def test_affine_grid_matches_torch_for_any_size_and_batch():

@@ -2,7 +2,7 @@ import json
 
 from typer.testing import CliRunner
 
-from mnist_tiny.cli import app
+from mnist_tiny.cli.app import app
 
 
 def test_bench_baseline_times_both_pipelines_as_processes_and_prints_the_ratios(mnist):

@@ -23,7 +23,7 @@ def test_help_lists_the_commands_without_importing_torch():
     for name in ("train", "eval", "params", "predict", "models"):
         assert name in result.stdout
     probe = subprocess.run([sys.executable, "-c", (
-        "import sys\nfrom mnist_tiny.cli import app\n"
+        "import sys\nfrom mnist_tiny.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)")],
         capture_output=True, text=True, timeout=60)
@@ -33,7 +33,7 @@ def test_help_lists_the_commands_without_importing_torch():
 def test_training_does_not_import_torch_dynamo(tmp_path, mnist):
     # torch.optim's optimizers import torch._dynamo on first use (~2 s of every run's start-up); ours must not.
     probe = subprocess.run([sys.executable, "-c", (
-        "import sys\nfrom mnist_tiny.cli import app\n"
+        "import sys\nfrom mnist_tiny.cli.app import app\n"
         f"try:\n    app(['train', '--epochs', '1', '--subset', '256', '--out', {str(tmp_path / 'run')!r}, '--json'])\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
         "print('DYNAMO' if 'torch._dynamo' in sys.modules else 'NO-DYNAMO', file=sys.stderr)")],

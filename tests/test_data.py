@@ -9,7 +9,7 @@ import pytest
 import torch
 from idx import write_idx, write_tiny_mnist
 
-from mnist_tiny import data
+from mnist_tiny.data import mnist as data
 from mnist_tiny.errors import UserError
 
 

@@ -4,8 +4,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_tiny.checkpoint import load_checkpoint
-from mnist_tiny.cli import app
+from mnist_tiny.training.checkpoint import load_checkpoint
+from mnist_tiny.cli.app import app
 
 
 def _independent_accuracy(model, images, labels):

@@ -18,8 +18,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import mnist_tiny
-from mnist_tiny import checkpoint as ckpt
-from mnist_tiny.cli import app
+from mnist_tiny.training import checkpoint as ckpt
+from mnist_tiny.cli.app import app
 
 
 class Payload:
@@ -277,7 +277,7 @@ def test_resuming_a_finished_run_says_so(trained_run):
 
 
 def test_json_output_never_holds_nan():
-    from mnist_tiny.cli import _finite
+    from mnist_tiny.cli.app import _finite
 
     data = {"loss": float("nan"), "rows": [1.0, float("inf"), {"x": -float("inf")}], "ok": 0.5}
     assert _finite(data) == {"loss": None, "rows": [1.0, None, {"x": None}], "ok": 0.5}

@@ -21,8 +21,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import DATA_DIR
-from mnist_tiny import data
-from mnist_tiny.cli import app
+from mnist_tiny.data import mnist as data
+from mnist_tiny.cli.app import app
 from mnist_tiny.errors import UserError
 
 SCRIPT = str(Path(sys.executable).parent / "mnist-tiny")
@@ -72,7 +72,7 @@ def test_a_foreign_best_checkpoint_is_never_scored_as_the_runs_own(tmp_path, tra
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path, trained_run):
-    from mnist_tiny.rundir import RunLock
+    from mnist_tiny.training.rundir import RunLock
 
     run = _copy_run(trained_run, tmp_path / "run")
     (run / "summary.json").unlink()
@@ -88,7 +88,7 @@ def test_a_run_directory_in_use_is_refused(tmp_path, trained_run):
 
 
 def test_resume_runs_with_the_recorded_processes_and_threads_unless_told(tmp_path, trained_run):
-    from mnist_tiny.cli import _resume_settings
+    from mnist_tiny.cli.app import _resume_settings
     from mnist_tiny.settings import resolve_settings
 
     state = torch.load(trained_run / "last.pt", weights_only=True)
@@ -239,7 +239,7 @@ def test_a_zip_with_a_compressed_member_is_refused_before_inflating(tmp_path, tr
 
 
 def test_torchscript_is_refused_quietly_and_safetensors_load(tmp_path, trained_run):
-    from mnist_tiny.checkpoint import load_checkpoint
+    from mnist_tiny.training.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(trained_run / "best.pt")
     scripted = tmp_path / "scripted.pt"
@@ -304,7 +304,7 @@ def test_devices_and_fifos_are_not_called_empty(tmp_path, target, words):
 def test_a_full_disk_is_a_sentence_and_keeps_the_old_checkpoint(tmp_path, trained_run, monkeypatch):
     import errno
 
-    from mnist_tiny import checkpoint as ckpt
+    from mnist_tiny.training import checkpoint as ckpt
 
     target = tmp_path / "last.pt"
     target.write_bytes(b"previous")

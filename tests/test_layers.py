@@ -6,8 +6,8 @@ import copy
 import torch
 from torch import nn
 
-from mnist_tiny.device import fold_batchnorm
-from mnist_tiny.models.layers import Dropout, dropout_mask, pooled_at_width_of_8
+from mnist_tiny.fast import fold_batchnorm
+from mnist_tiny.fast.kernels import Dropout, dropout_mask, pooled_at_width_of_8
 
 
 def test_dropout_mask_drops_p_of_the_values_independently_and_scales_the_rest():

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_tiny.cli import app
+from mnist_tiny.cli.app import app
 
 SCRIPT = str(Path(sys.executable).parent / "mnist-tiny")
 
@@ -81,7 +81,7 @@ def test_a_seed_sweep_writes_one_combined_summary(tmp_path, mnist):
 
 
 def test_curve_axes_stay_within_what_the_quantity_can_be():
-    from mnist_tiny.plots import axis_range
+    from mnist_tiny.ui.plots import axis_range
 
     lo, hi = axis_range([0.99, 1.0], floor=0.0, ceiling=1.0)
     assert hi == 1.0 and lo < 0.99

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tiny import get_model
-from mnist_tiny.optim import SGD
+from mnist_tiny.fast.sgd import SGD
 
 
 def param_groups(model):
@@ -88,7 +88,7 @@ def test_sgd_resumes_a_torch_state_that_lacks_some_momentum_buffers():
 
 
 def test_make_optimizer_leaves_frozen_parameters_alone():
-    from mnist_tiny.optim import make_optimizer
+    from mnist_tiny.training.optim import make_optimizer
     from mnist_tiny.settings import Settings
 
     model = get_model("lean-6k")

@@ -16,8 +16,8 @@ import torch
 from typer.testing import CliRunner
 
 import mnist_tiny
-from mnist_tiny.checkpoint import load_checkpoint, read_checkpoint
-from mnist_tiny.cli import app
+from mnist_tiny.training.checkpoint import load_checkpoint, read_checkpoint
+from mnist_tiny.cli.app import app
 from mnist_tiny.errors import UserError
 
 STUDENTS = Path(__file__).parent / "students"
@@ -253,7 +253,7 @@ def test_input_scaling_is_the_classic_normalisation_unless_the_model_says_otherw
     classic, unit = mnist_tiny.get_model(ref).eval(), mnist_tiny.get_model(ref).eval()
     unit.load_state_dict(classic.state_dict())
     x = torch.rand(3, 1, 28, 28)
-    from mnist_tiny.modelref import build, resolve
+    from mnist_tiny.models.refs import build, resolve
 
     plain = build(resolve(ref), "unit").eval()
     plain.load_state_dict(classic.state_dict())

@@ -5,8 +5,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 import mnist_tiny
-from mnist_tiny.cli import app
-from mnist_tiny.summary import summarize
+from mnist_tiny.cli.app import app
+from mnist_tiny.inspection.summary import summarize
 
 
 @pytest.mark.parametrize("name", mnist_tiny.list_models())

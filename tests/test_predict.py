@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import mnist_tiny
-from mnist_tiny.cli import app
+from mnist_tiny.cli.app import app
 
 N = 50
 

@@ -30,7 +30,7 @@ def test_unknown_model_names_the_known_ones():
 def test_registering_a_model_is_one_decorator():
     from torch import nn
 
-    from mnist_tiny.registry import _REGISTRY, register_model
+    from mnist_tiny.models.registry import _REGISTRY, register_model
 
     @register_model("test-linear", "a test model", recipe={"epochs": 1})
     def build():

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mnist_tiny.cli import app
+from mnist_tiny.cli.app import app
 from mnist_tiny.errors import UserError
 from mnist_tiny.settings import Settings, resolve_settings
 
@@ -18,7 +18,7 @@ def test_precedence_defaults_recipe_toml_env_flags(tmp_path):
 
 
 def test_model_recipe_sits_under_user_settings():
-    from mnist_tiny.modelref import get_spec
+    from mnist_tiny.models.refs import get_spec
 
     recipe = get_spec("s6-compact").recipe
     assert resolve_settings({"model": "s6-compact"}, environ={}).lr == recipe.get("lr", Settings().lr)

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from mnist_tiny.checkpoint import load_checkpoint, read_checkpoint
-from mnist_tiny.cli import app
-from mnist_tiny.evaluate import loss_and_accuracy
+from mnist_tiny.training.checkpoint import load_checkpoint, read_checkpoint
+from mnist_tiny.cli.app import app
+from mnist_tiny.evaluation.metrics import loss_and_accuracy
 
 
 def test_short_real_run_learns_and_writes_its_files(trained_run, mnist):
@@ -116,7 +116,7 @@ def test_set_overrides_the_model_recipe(tmp_path, mnist):
 
 
 def test_release_ships_the_last_epoch_with_its_measured_figures(trained_run, tmp_path):
-    from mnist_tiny.release import release
+    from mnist_tiny.training.release import release
 
     summary = json.loads((trained_run / "summary.json").read_text())
     shipped = release(trained_run, "mnist-tiny train ...", Path(os.environ["MNIST_TINY_DATA_DIR"]),

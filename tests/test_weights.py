@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import mnist_tiny
-from mnist_tiny.checkpoint import read_checkpoint
-from mnist_tiny.modelref import get_spec
+from mnist_tiny.training.checkpoint import read_checkpoint
+from mnist_tiny.models.refs import get_spec
 
 SHIPPED = [name for name in mnist_tiny.list_models() if get_spec(name).has_weights]
 

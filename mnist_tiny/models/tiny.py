@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
-from .layers import Dropout, Normalize
+from mnist_tiny.models.registry import register_model
+from mnist_tiny.models.layers import Normalize
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, padding: int = 1, groups: int = 1) -> nn.Sequential:
@@ -39,7 +39,7 @@ class GlobalAvgPool(nn.Module):
 
 class Head(nn.Sequential):
     def __init__(self, channels: int, dropout: float = 0.0):
-        layers = [GlobalAvgPool()] + ([Dropout(dropout)] if dropout else []) + [nn.Linear(channels, 10)]
+        layers = [GlobalAvgPool()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(channels, 10)]
         super().__init__(*layers)
 
 

@@ -1,0 +1,548 @@
+"""The `mnist-tiny` command line: parse, call the Python API, render. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from mnist_tiny.choices import Count, Device, Optimizer, Scheduler, Split
+from mnist_tiny.errors import UserError
+
+class _OneLineErrors(TyperGroup):
+    """A usage error (an unknown flag, `--split foo`) is one line on stderr and exit 2, like every other error,
+    instead of Typer's framed panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        except typer.TyperException as e:
+            if type(e).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+                ctx = getattr(e, "ctx", None)
+                hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
+                message = e.format_message().replace("Value error, ", "") if hasattr(e, "format_message") else str(e)
+                print(f"error: {message}{hint}", file=sys.stderr)
+            sys.exit(getattr(e, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    name="mnist-tiny",
+    help="Train, inspect and serve tiny convolutional networks for handwritten digits (MNIST).",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+def _flags_take_no_value() -> None:
+    """Rich help shows every option's type, `<bool>` for a flag too, as if it took a value: show nothing there."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is not None:
+        TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)
+
+
+_flags_take_no_value()
+MODEL_HELP = "Model: a registry name (`mnist-tiny models`), path/to/file.py:Class or module:Attr."
+_state = {"debug": False}
+
+
+def _is_main_process() -> bool:
+    """False in torchrun's ranks 1.. : they train silently and leave the talking to rank 0."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mnist_tiny import __version__
+
+        typer.echo(f"mnist-tiny {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = debug
+
+
+def command(fn):
+    """Run a command so that a user error is one red line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from mnist_tiny.ui import render
+
+        def error(message: str) -> None:
+            if _is_main_process():
+                render.error(message)
+
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            if _state["debug"]:
+                raise
+            error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
+        except OSError as e:  # a full disk, a read-only folder, a vanished file: say which, in words
+            if _state["debug"]:
+                raise
+            where = f"{os.fsdecode(e.filename)}: " if e.filename is not None else ""
+            error(f"{where}{e.strerror or e}")
+            raise typer.Exit(1) from None
+        except Exception as e:  # an unexpected failure: still one line unless --debug
+            if _state["debug"]:
+                raise
+            error(f"{type(e).__name__}: {e} (run `mnist-tiny --debug ...` for the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _parse_set(items: list[str]) -> dict[str, str]:
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set rotate=15", 2)
+        values[key.strip().replace("-", "_")] = value
+    return values
+
+
+def _print_json(data: Any) -> None:
+    """Strict JSON: a value that is not finite (NaN, inf) is written as null, never as `NaN`."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+@app.command()
+@command
+def train(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    recipe: Optional[str] = typer.Option(None, help="Train with this registry model's recipe, e.g. fast-11k."),
+    epochs: Optional[int] = typer.Option(None, help="Number of epochs."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    optimizer: Optional[Optimizer] = typer.Option(None, help="Optimizer."),
+    scheduler: Optional[Scheduler] = typer.Option(None, help="Learning-rate schedule."),
+    weight_decay: Optional[float] = typer.Option(None, help="Weight decay (not applied to BN and biases)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (data order, augmentation, init, val split)."),
+    seeds: Optional[str] = typer.Option(None, help="Train once per seed, e.g. 1,2,3,4,5, and print mean ± std."),
+    val_size: Optional[int] = typer.Option(None, help="Training images held out for validation."),
+    subset: Optional[int] = typer.Option(None, help="Train on the first N training images (smoke runs)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<timestamp>)."),
+    device: Optional[Device] = typer.Option(None, help="Where to compute."),
+    config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
+    set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run whose last.pt this is."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON (no progress display)."),
+) -> None:
+    """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
+    from mnist_tiny.ui import render
+    from mnist_tiny.settings import Settings, resolve_settings
+    from mnist_tiny.models.refs import is_registry_name
+    from mnist_tiny.training.rundir import run_name
+    from mnist_tiny.training.loop import TrainingInterrupted, train as run_training
+
+    named = {"model": model, "recipe": recipe, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+             "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
+             "subset": subset, "data_dir": data_dir, "out": out, "device": device}
+    # A named flag left out must not hide the same key given with --set.
+    sets = _parse_set(set_)
+    flags = {**sets, **{k: v for k, v in named.items() if v is not None}}
+    seed_list = _parse_seeds(seeds) if seeds else None
+    if seed_list and resume:
+        raise UserError("--seeds and --resume cannot be combined; resume each seed's run on its own", 2)
+    settings = resolve_settings(named, config, sets=sets)
+    if resume is not None:
+        settings = _resume_settings(resume, settings, flags)
+    main_process = _is_main_process()
+    quiet = json_out or not main_process
+    stdout = render.console if not quiet else render.err_console
+
+    def one_run(s: Settings) -> dict[str, Any]:
+        reporter = None if quiet else render.reporter_for(stdout)
+        try:
+            return run_training(s, reporter, resume)
+        except TrainingInterrupted as e:
+            if reporter:
+                reporter.close()
+            if main_process:
+                procs = int(os.environ.get("WORLD_SIZE", "1"))
+                launcher = f"torchrun --nproc-per-node {procs} -m mnist_tiny" if procs > 1 else "mnist-tiny"
+                again = f"{launcher} train --resume {shlex.quote(str(e.checkpoint))}"
+                if not is_registry_name(s.model):
+                    again += f" --model {shlex.quote(s.model)}"
+                render.error(f"interrupted; saved {e.checkpoint}. Continue with: {again}")
+            raise typer.Exit(130 if e.signum == 2 else 143) from None
+        finally:
+            if reporter:
+                reporter.close()
+
+    if seed_list is None:
+        summary = one_run(settings)
+        if not main_process:
+            return
+        if json_out:
+            _print_json(summary)
+        else:
+            render.train_summary(summary)
+        return
+
+    base = settings.out or Path("runs") / f"{run_name(settings.model)}-seeds-{'-'.join(map(str, seed_list))}"
+    summaries = []
+    for seed_value in seed_list:
+        s = settings.model_copy(update={"seed": seed_value, "out": Path(base) / f"seed-{seed_value}"})
+        summaries.append(one_run(s))
+        if not quiet:
+            render.train_summary(summaries[-1])
+    if not main_process:
+        return
+    from mnist_tiny.training.rundir import write_text_atomic
+    from mnist_tiny.evaluation.runs import sweep_stats
+
+    sweep = {"model": settings.model, "seeds": seed_list, "runs": summaries, "stats": sweep_stats(summaries)}
+    write_text_atomic(Path(base) / "sweep.json", json.dumps(_finite(sweep), indent=2, allow_nan=False) + "\n")
+    if json_out:
+        _print_json(sweep)
+    else:
+        render.sweep_table(summaries)
+        render.console.print(f"wrote {Path(base) / 'sweep.json'} (every seed's summary, mean ± std)", highlight=False,
+                             soft_wrap=True)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: expected a comma-separated list of integers, e.g. 1,2,3", 2) from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text!r}: expected distinct non-negative integers, e.g. 1,2,3", 2)
+    return seeds
+
+
+def _resume_settings(resume: Path, current, flags: dict[str, Any]):
+    """A resumed run keeps its recorded settings; only where the data lives and what runs it may change.
+
+    Unless told otherwise it runs as recorded (the same processes and threads: another split of each batch would
+    continue on another path) and reads the data from where it did, if MNIST is still there."""
+    from mnist_tiny.training.checkpoint import read_checkpoint, recorded_settings
+    from mnist_tiny.data.mnist import holds_mnist
+    from mnist_tiny.models.refs import is_registry_name
+    from mnist_tiny.settings import Settings
+
+    state = read_checkpoint(resume)
+    saved = recorded_settings(state, resume)
+    changeable = {"data_dir", "device", "threads", "processes", "download", "mirror", "verify_data"}
+    recorded = saved.get("model")
+    if isinstance(recorded, str) and not is_registry_name(recorded):
+        # A user's model: its code runs only when the user names it, so resuming needs --model again.
+        if flags.get("model") is None:
+            raise UserError(f"--resume {resume}: the run trains your model {recorded}, whose code is never run by "
+                            f"itself; add --model {recorded}", 2)
+        changeable.add("model")
+    conflicting = [k for k, v in flags.items() if v is not None and k not in changeable and k in saved
+                   and str(saved[k]) != str(v)]
+    if conflicting:
+        raise UserError(f"--resume {resume}: cannot change {', '.join(conflicting)} of a run in progress", 2)
+    given = current.model_fields_set  # fields some source (flag, --set, env, config) gave
+    keep = {k: getattr(current, k) for k in changeable if k in given or k not in saved}
+    position = state.get("resume") if isinstance(state.get("resume"), dict) else {}
+    if "processes" not in given and "threads" not in given and isinstance(position.get("processes"), int):
+        keep["processes"] = position["processes"]
+        if isinstance(position.get("threads"), int):
+            keep["threads"] = position["threads"]
+    if "data_dir" not in given and not holds_mnist(saved.get("data_dir")):
+        keep["data_dir"] = current.data_dir  # the recorded folder is gone: the usual default
+    try:
+        return Settings.model_validate({**saved, **keep})
+    except Exception as e:
+        raise UserError(f"checkpoint {resume}: recorded settings are invalid ({_first_problem(e)})", 2) from None
+
+
+def _first_problem(e: Exception) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(map(str, first['loc'])) or 'settings'}: {first['msg']}"
+    return " ".join(str(e).split())[:200]
+
+
+@app.command()
+@command
+def runs(
+    paths: List[Path] = typer.Argument(None, help="Run directories, or folders holding them [default: runs].",
+                                       show_default=False),
+    sort: str = typer.Option("val", help="Order: val (best validation accuracy), test, time, params or name."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw every run's validation accuracy and loss to this PNG."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Compare runs side by side: model, params, epochs, val and test accuracy, time, seed, data."""
+    from mnist_tiny.evaluation.runs import SORT_KEYS, list_runs
+
+    if sort not in SORT_KEYS:
+        raise UserError(f"--sort {sort!r}: expected one of {', '.join(SORT_KEYS)}", 2)
+    paths = paths or [Path("runs")]
+    missing = [p for p in paths if not p.is_dir()]
+    if missing:
+        raise UserError(f"{missing[0]}: {'not a directory' if missing[0].exists() else 'no such directory'}", 2)
+    if plot is not None and plot.exists():
+        raise UserError(f"--plot {plot}: exists; choose a new file (nothing is overwritten)", 2)
+    rows = list_runs(paths, sort)
+    if not rows:
+        raise UserError(f"no runs (folders with a settings.json written by `mnist-tiny train`) under "
+                        f"{', '.join(map(str, paths))}")
+    if plot is not None:
+        from mnist_tiny.ui.plots import runs_curves
+
+        runs_curves([(r["run"], r.get("history") or []) for r in rows if "error" not in r], plot,
+                    title=f"{len(rows)} runs")
+    if json_out:
+        _print_json(rows)
+    else:
+        from mnist_tiny.ui.render import runs_table
+
+        runs_table(rows, sort)
+        if plot is not None:
+            from mnist_tiny.ui.render import console
+
+            console.print(f"wrote {plot}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@command
+def models(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the registered architectures, their size, and the shipped weights' test accuracy."""
+    from mnist_tiny.models.hub import model_rows
+
+    rows = model_rows()
+    if json_out:
+        _print_json(rows)
+    else:
+        from mnist_tiny.ui.render import models_table
+
+        models_table(rows)
+
+
+def _load(checkpoint: Optional[Path], model: Optional[str], input_scaling: Optional[str] = None):
+    """The model to use: a checkpoint file (with --model for a user's model), else the shipped weights of a
+    registry --model (default DEFAULT_MODEL), else a user's --model as built (untrained)."""
+    from mnist_tiny.training.checkpoint import load_checkpoint
+    from mnist_tiny.models.refs import is_registry_name, resolve
+
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, model, input_scaling)
+    if model is not None and not is_registry_name(model):
+        raise UserError(f"--model {model} is your own model: also pass --checkpoint PATH with its trained weights "
+                        f"(from `mnist-tiny train --model {model}` or a state dict your script saved)", 2)
+    source = resolve(model)
+    if not source.spec.has_weights:
+        raise UserError(f"model {source.name!r} has no shipped weights; pass --checkpoint PATH from `mnist-tiny train`", 2)
+    return load_checkpoint(source.spec.weights_path)
+
+
+@app.command("eval")
+@command
+def eval_(
+    checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
+    split: Split = typer.Option("test", help="Which images (val/train: the split the checkpoint was trained on)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    device: Optional[Device] = typer.Option(None, help="Where to compute."),
+    config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
+    set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
+    report: Optional[Path] = typer.Option(None, help="Write confusion.png, errors.png and metrics.json here."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix of a model on MNIST."""
+    from mnist_tiny.evaluation.report import run_eval
+
+    from mnist_tiny.settings import resolve_settings
+
+    settings = resolve_settings({"data_dir": data_dir, "device": device}, config, sets=_parse_set(set_),
+                                with_recipe=False)
+    loaded = _load(checkpoint, model, None if settings.input_scaling == "auto" else settings.input_scaling)
+    result = run_eval(loaded, settings, split, report)
+    if json_out:
+        _print_json(result)
+    else:
+        from mnist_tiny.ui.render import eval_report
+
+        eval_report(result)
+
+
+@app.command()
+@command
+def params(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    checkpoint: Optional[Path] = typer.Option(None, help="Summarise the model inside this checkpoint."),
+    max_params: Optional[int] = typer.Option(None, min=0, help="Fail (exit 1) if the model has more parameters."),
+    count: Count = typer.Option("total", help="What --max-params counts."),
+    require: Optional[str] = typer.Option(None, help="Fail unless the model computes all of: bn,dropout,gap,fc."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Per-layer table: shapes, parameters, MACs, receptive field, and the course rules.
+
+    The rules are judged on what the model computes in a training-mode forward pass."""
+    from mnist_tiny.course.project import model_summary
+    from mnist_tiny.inspection.rules import check_rules
+
+    summary, _ = model_summary(model, checkpoint)
+
+    broken = check_rules(summary, max_params, require, count)
+    if json_out:
+        _print_json({**summary, "violations": broken} if (max_params is not None or require) else summary)
+    else:
+        from mnist_tiny.ui.render import params_table
+
+        params_table(summary, broken)
+    if broken:
+        if json_out:
+            from mnist_tiny.ui.render import error
+
+            error("; ".join(broken))
+        raise typer.Exit(1)
+
+
+app.command("summarize", help="Alias of `params`.")(params)
+
+
+@app.command()
+@command
+def predict(
+    images: List[Path] = typer.Argument(..., help="Image files or directories of images.", show_default=False),
+    checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
+    top_k: int = typer.Option(3, "--top-k", min=1, max=10, help="How many candidates to show."),
+    show: bool = typer.Option(False, "--show", help="Also draw the 28×28 image the model saw."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """Read the digit in each image (PNG, JPEG, BMP, GIF, WebP…, any size, dark-on-light or light-on-dark)."""
+    from mnist_tiny.reader.predict import predict_files
+
+    loaded = _load(checkpoint, model)
+    results = predict_files(loaded.model, images, top_k=top_k, keep_inputs=show and not json_out)
+    if json_out:
+        _print_json(results)
+    else:
+        from mnist_tiny.ui.render import predict_table
+
+        predict_table(results, loaded.name, show)
+    failed = [r for r in results if "error" in r]
+    if failed:
+        from mnist_tiny.ui.render import error
+
+        for r in failed:
+            error(f"{r['path']}: {r['error']}")
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
+def check(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    checkpoint: Optional[Path] = typer.Option(None, help="Also judge this checkpoint's test accuracy."),
+    max_params: int = typer.Option(20_000, min=0, help="At most this many parameters."),
+    count: Count = typer.Option("total", help="What --max-params counts."),
+    require: str = typer.Option("bn,dropout,gap,fc", help="What the model must compute (empty: nothing)."),
+    min_acc: Optional[float] = typer.Option(None, help="Test accuracy in % the checkpoint must reach [99.4]."),
+    max_epochs: Optional[int] = typer.Option(None, min=1, help="The checkpoint trained at most this many epochs."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """A course's CI test: parameter budget, structure rules and (with --checkpoint) accuracy.
+
+    Exit 0 when every check passes, 1 otherwise."""
+    from mnist_tiny.course.project import check as run_check
+    from mnist_tiny.settings import resolve_settings
+
+    settings = resolve_settings({"data_dir": data_dir}, with_recipe=False) if checkpoint else None
+    result = run_check(model, checkpoint, max_params, require, count, min_acc, max_epochs, settings)
+    if json_out:
+        _print_json(result)
+    else:
+        from mnist_tiny.ui.render import check_table
+
+        check_table(result)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@command
+def new(folder: Path = typer.Argument(..., help="A new or empty directory.", show_default=False)) -> None:
+    """Start a course project: model.py, pytest tests, a CI workflow and a README.
+
+    The model passes the rules; the workflow checks the rules, runs the tests and a short training."""
+    from mnist_tiny.course.project import new_project
+    from mnist_tiny.ui.render import console
+
+    for path in new_project(folder):
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"next: cd {shlex.quote(str(folder))} && mnist-tiny params --model model.py:Net", highlight=False)
+
+
+@app.command()
+@command
+def bench(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    batch_size: Optional[int] = typer.Option(None, help="Images per batch."),
+    images: int = typer.Option(25_600, min=1, help="Training images to time (one 'epoch' of the benchmark)."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also time the classic per-sample torchvision pipeline."),
+    runs: int = typer.Option(3, min=1, help="Runs per pipeline, each a whole process (interleaved); figures are medians."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
+    device: Optional[Device] = typer.Option(None, help="Where to compute."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Training and inference images/s on this machine; with --baseline, the speed-up over the classic pipeline."""
+    from mnist_tiny.training.bench import bench as run_bench
+    from mnist_tiny.settings import resolve_settings
+
+    settings = resolve_settings({"model": model, "batch_size": batch_size, "data_dir": data_dir, "device": device})
+    result = run_bench(settings, images, baseline, runs)
+    if json_out:
+        _print_json(result)
+    else:
+        from mnist_tiny.ui.render import bench_table
+
+        bench_table(result)
+
+
+def main() -> None:
+    try:
+        app()
+    finally:
+        if "mnist_tiny.parallel.distributed" in sys.modules:  # only under torchrun is a group still open here
+            sys.modules["mnist_tiny.parallel.distributed"].leave()

@@ -1,0 +1,87 @@
+"""`mnist-tiny eval`: load the split a checkpoint should be scored on, score it, optionally write a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mnist_tiny.training.checkpoint import Checkpoint, recorded_settings
+from mnist_tiny.data.mnist import holds_mnist, load_mnist, train_val_split
+from mnist_tiny.device import resolve_device
+from mnist_tiny.fast import prepare
+from mnist_tiny.errors import UserError
+from mnist_tiny.evaluation.metrics import evaluate
+from mnist_tiny.models.registry import count_params
+from mnist_tiny.settings import Settings
+
+
+def eval_split(loaded: Checkpoint, settings: Settings, split: str):
+    """The test set, or the same train/val split the checkpoint was trained with (its recorded seed and size)."""
+    splits = load_mnist(settings.data_dir, settings.download, settings.mirror, settings.verify_data)
+    if split == "test":
+        return splits["test"]
+    recorded = recorded_settings(loaded.raw, loaded.path)
+    split_settings = {k: recorded[k] for k in ("val_size", "seed", "subset") if k in recorded}
+    try:
+        used = Settings.model_validate(split_settings)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise UserError(f"checkpoint {loaded.path}: its recorded {first['loc'][0]} = {first.get('input')!r} is "
+                        f"invalid ({first['msg']}); cannot rebuild the {split} split it trained on") from None
+    if not split_settings:
+        raise UserError(f"checkpoint {loaded.path}: records no training settings, so its {split} split is "
+                        "unknown; score it on --split test", 2)
+    train, val = train_val_split(splits["train"], used.val_size, used.seed, used.subset)
+    return val if split == "val" else train
+
+
+def data_dir_of(loaded: Checkpoint, settings: Settings) -> Settings:
+    """Where no data folder was given, the one the checkpoint trained from, if MNIST is still there (a new shell
+    without MNIST_TINY_DATA_DIR then still finds it)."""
+    recorded = loaded.settings.get("data_dir")
+    if "data_dir" in settings.model_fields_set or not holds_mnist(recorded) or holds_mnist(settings.data_dir):
+        return settings
+    return settings.model_copy(update={"data_dir": Path(recorded)})
+
+
+def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report: Path | None = None) -> dict[str, Any]:
+    if report is not None:
+        check_report_dir(Path(report))
+    settings = data_dir_of(loaded, settings)
+    device = resolve_device(settings.device)
+    data = eval_split(loaded, settings, split)
+    params = count_params(loaded.model)  # before `prepare_model` folds BatchNorm into the convs (fewer tensors)
+    result = evaluate(prepare(loaded.model, device), data.images, data.labels, device, settings.eval_batch_size)
+    result = {"model": loaded.name, "params": params, "checkpoint": str(loaded.path),
+              "split": split, **result}
+    if report is not None:
+        write_report(result, data.images, Path(report))
+        result["report"] = str(report)
+    return result
+
+
+REPORT_FILES = ("confusion.png", "errors.png", "metrics.json")
+
+
+def check_report_dir(out: Path) -> None:
+    """A report goes into a new directory, or one that holds none of its files: it never overwrites."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--report {out}: exists and is not a directory", 2)
+    taken = [name for name in REPORT_FILES if (out / name).exists()]
+    if taken:
+        raise UserError(f"--report {out}: already holds {', '.join(taken)}; choose a new directory "
+                        "(a report never overwrites files)", 2)
+
+
+def write_report(result: dict[str, Any], images, out: Path) -> None:
+    from mnist_tiny.ui.plots import confusion_heatmap, error_grid
+
+    check_report_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{result['model']} · {result['split']} · accuracy {100 * result['accuracy']:.2f}% ({result['errors']} errors)"
+    confusion_heatmap(result["confusion"], out / "confusion.png", title)
+    error_grid(images, result["misclassified"], out / "errors.png", title)
+    (out / "metrics.json").write_text(json.dumps({k: v for k, v in result.items() if k != "report"}, indent=2) + "\n")

@@ -1,0 +1,228 @@
+"""Turn the images people actually have into what an MNIST model expects, the way MNIST itself was made.
+
+Steps: to grey in [0, 1] → decide polarity from the border (paper is usually lighter than ink) and make the
+digit light on dark → subtract the paper (a plane fitted to the border, so uneven light is flattened) and
+stretch the ink to full range → crop to the ink (robust
+to specks: the box keeps 99.6% of the ink mass) → scale so the longer side is 20 px, keeping the aspect ratio →
+paste into 28×28 with the centre of mass at the centre.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mnist_tiny.errors import UserError, read_pipe, require_file
+
+# Refuse images above this many pixels before decoding them (Pillow's decompression-bomb guard).
+MAX_PIXELS = 40_000_000
+# Work on at most this many pixels per side; a digit needs far fewer, and it keeps huge photos cheap.
+WORK_SIZE = 512
+# What a pipe (`predict <(cat img.png)`) may send.
+MAX_PIPE_BYTES = 64 << 20
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Decode an image file (or a pipe) to a 2-d float array in [0, 1] (dark = 0); every failure is a UserError
+    naming it."""
+    path = Path(path)
+    kind = require_file(path, str(path), pipes=True)
+    source = io.BytesIO(read_pipe(path, str(path), MAX_PIPE_BYTES)) if kind == "pipe" else path
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise UserError(f"{path}: {image.width}×{image.height} pixels is too large "
+                                    f"(limit {MAX_PIXELS:,} pixels)")
+                image.seek(0)  # animated GIF/WebP: the first frame
+                image.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced size directly
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # a copy would double the peak on a big photo
+                return to_grey(image)
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UserError(f"{path}: refused, image too large ({e})") from None
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise UserError(f"{path}: cannot decode image ({e})") from None
+
+
+def to_grey(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode → float grey in [0, 1], at most WORK_SIZE per side; transparency is flattened onto paper
+    that contrasts the ink. A large image is converted and shrunk a band of rows at a time, so besides the
+    decoded image no full-size copy exists (a 6300×6300 photo is never floats at full size)."""
+    transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info)
+    if transparent:
+        # Premultiplied while shrinking, so the colour under transparent pixels does not bleed into the ink.
+        rgba = _reduce(image, "RGBa").convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+        grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
+        return _shrink(_flatten(grey, alpha) if alpha.min() < 1 else grey)
+    if image.mode in ("I", "F", "I;16", "I;16B", "I;16L", "I;16N"):
+        array = np.asarray(_reduce(image, "F"), dtype=np.float32)
+        low, high = float(array.min()), float(array.max())
+        return _shrink((array - low) / (high - low) if high > low else np.zeros_like(array))
+    return _shrink(np.asarray(_reduce(image, "L"), dtype=np.float32) / 255)
+
+
+BAND = 64  # rows of the shrunk image converted at a time
+
+
+def _reduce(image: Image.Image, mode: str) -> Image.Image:
+    """`image` in `mode`, shrunk by a whole factor (box filter) to under twice WORK_SIZE per side."""
+    factor = max(image.size) // WORK_SIZE
+    if factor < 2:
+        return _convert(image, mode)
+    w, h = image.size
+    out = Image.new(mode, (-(-w // factor), -(-h // factor)))
+    for top in range(0, h, BAND * factor):
+        band = image.crop((0, top, w, min(h, top + BAND * factor)))
+        out.paste(_convert(band, mode).reduce(factor), (0, top // factor))
+    return out
+
+
+def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode == mode:
+        return image
+    if mode == "RGBa":  # Pillow reaches premultiplied alpha only from RGBA
+        return _convert(image, "RGBA").convert("RGBa")
+    if mode == "F" and image.mode.startswith("I;16"):
+        return image.convert("I").convert("F")
+    return image.convert(mode)
+
+
+def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Put the opaque part on paper: white under dark ink, black under light ink.
+
+    Where only the paper's exact colour was keyed transparent, the anti-aliased halo around the strokes stays
+    opaque and shades from the ink towards the paper: the rim of the opaque region is then paper-coloured
+    compared with its inside, and that says which paper it was. Where the ink has one colour and the alpha
+    channel carries its coverage (a drawing app's export), rim and inside agree and the ink's own colour decides."""
+    opaque = alpha > 0.5
+    inside = opaque.copy()
+    inside[1:] &= opaque[:-1]
+    inside[:-1] &= opaque[1:]
+    inside[:, 1:] &= opaque[:, :-1]
+    inside[:, :-1] &= opaque[:, 1:]
+    rim = opaque & ~inside
+    if inside.any() and rim.any() and abs(float(grey[rim].mean()) - float(grey[inside].mean())) > 0.1:
+        paper = 1.0 if grey[rim].mean() > grey[inside].mean() else 0.0
+    else:
+        weight = alpha ** 4  # the most opaque pixels are the ink
+        ink = float((grey * weight).sum() / weight.sum()) if weight.sum() > 0 else 0.0
+        paper = 1.0 if ink < 0.5 else 0.0
+    return grey * alpha + paper * (1 - alpha)
+
+
+def _shrink(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape
+    if max(h, w) <= WORK_SIZE:
+        return grey
+    t = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
+    size = (max(1, round(h * WORK_SIZE / max(h, w))), max(1, round(w * WORK_SIZE / max(h, w))))
+    return F.interpolate(t, size=size, mode="area")[0, 0].numpy()
+
+
+def preprocess(image) -> torch.Tensor:
+    """An image (PIL image, path, or 2-d array of any numeric dtype) → a 1×28×28 float tensor in [0, 1].
+
+    Never fails on odd content: a blank or constant image becomes all zeros.
+    """
+    if isinstance(image, (str, Path)):
+        grey = load_image(Path(image))
+    elif isinstance(image, Image.Image):
+        grey = to_grey(image)
+    else:
+        grey = _normalise_array(np.asarray(image))
+    return torch.from_numpy(_mnist_like(grey)).float().unsqueeze(0)
+
+
+def _normalise_array(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3:  # H×W×C colour: average the channels
+        array = array[..., :3].mean(axis=2) if array.shape[2] > 1 else array[..., 0]
+    array = np.nan_to_num(np.asarray(array, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if array.ndim != 2 or array.size == 0:
+        return np.zeros((28, 28))
+    low, high = float(array.min()), float(array.max())
+    if not np.isfinite(high - low) or high - low <= 0:
+        return np.zeros_like(array)
+    return (array - low) / (high - low)
+
+
+def _mnist_like(grey: np.ndarray) -> np.ndarray:
+    grey = np.clip(np.nan_to_num(grey, nan=0.0), 0, 1)
+    h, w = grey.shape
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if float(np.median(border)) > 0.5:  # dark ink on light paper → light ink on dark, as MNIST stores digits
+        grey = 1 - grey
+    # Paper under uneven light is a slope, not a level: fit a plane to the border and subtract it.
+    ink = grey - _border_plane(grey)
+    ink_level = float(F.avg_pool2d(torch.from_numpy(ink)[None, None], 3, 1, 1).max()) if min(h, w) >= 3 else ink.max()
+    if ink_level < 0.1:
+        return np.zeros((28, 28), dtype=np.float32)  # no contrast: blank paper
+    # Ink → 1; a margin above the paper level removes its texture and JPEG noise.
+    ink = np.clip((ink / ink_level - 0.25) / 0.75, 0, 1)
+    box = _ink_box(ink)
+    if box is None:
+        return np.zeros((28, 28), dtype=np.float32)
+    top, bottom, left, right = box
+    digit = ink[top:bottom, left:right]
+
+    dh, dw = digit.shape
+    scale = 20 / max(dh, dw)
+    size = (max(1, round(dh * scale)), max(1, round(dw * scale)))
+    t = torch.from_numpy(digit).float()[None, None]
+    mode = "area" if scale < 1 else "bilinear"
+    small = F.interpolate(t, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))[0, 0]
+    small = small.clamp(0, 1).numpy()
+    if small.max() > 0:
+        small = small / small.max()  # thin strokes shrink to grey; MNIST strokes peak at full intensity
+
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    total = small.sum()
+    ys, xs = np.indices(small.shape)
+    cy, cx = ((ys * small).sum() / total, (xs * small).sum() / total) if total > 0 else (size[0] / 2, size[1] / 2)
+    top = int(np.clip(round(14 - cy - 0.5), 0, 28 - size[0]))
+    left = int(np.clip(round(14 - cx - 0.5), 0, 28 - size[1]))
+    canvas[top:top + size[0], left:left + size[1]] = small
+    return canvas
+
+
+def _border_plane(grey: np.ndarray) -> np.ndarray:
+    """Least-squares plane a + b·x + c·y through the border pixels (where the paper is)."""
+    h, w = grey.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    edge = np.zeros((h, w), dtype=bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    design = np.stack([np.ones(edge.sum()), xs[edge] / max(1, w - 1), ys[edge] / max(1, h - 1)], 1)
+    coef, *_ = np.linalg.lstsq(design, grey[edge], rcond=None)
+    return coef[0] + coef[1] * xs / max(1, w - 1) + coef[2] * ys / max(1, h - 1)
+
+
+def _ink_box(ink: np.ndarray, keep: float = 0.996) -> tuple[int, int, int, int] | None:
+    """Bounding box of the ink, trimming the faint tails of the row/column mass (specks, paper edges)."""
+    total = ink.sum()
+    if total <= 0:
+        return None
+    cut = (1 - keep) / 2
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        cumulative = np.cumsum(profile) / total
+        start = int(np.searchsorted(cumulative, cut, side="right"))
+        end = int(np.searchsorted(cumulative, 1 - cut, side="left")) + 1
+        return start, max(end, start + 1)
+
+    top, bottom = span(ink.sum(1))
+    left, right = span(ink.sum(0))
+    return top, bottom, left, right

@@ -1,0 +1,372 @@
+"""All terminal output lives here: Rich for people, plain lines when stdout is not a terminal.
+
+Everything else in the package returns plain data; these functions only draw it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+
+
+def settings_table(settings: dict[str, Any], title: str = "settings") -> Table:
+    """The resolved settings as a compact grid of `key value` pairs (three pairs a row on a wide terminal)."""
+    columns = 3 if console.width >= 120 else 2
+    table = Table(title=title, show_header=False, box=None, padding=(0, 1), title_justify="left")
+    for _ in range(columns):
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(overflow="fold")
+    items = list(settings.items())
+    rows = (len(items) + columns - 1) // columns
+    for r in range(rows):
+        cells = []
+        for c in range(columns):
+            k = c * rows + r
+            cells += [items[k][0], str(items[k][1])] if k < len(items) else ["", ""]
+        table.add_row(*cells)
+    return table
+
+
+class RichReporter:
+    """Per-epoch progress bar (batches, live loss, images/s, ETA) above a table that grows a row per epoch."""
+
+    def __init__(self, out: Console = console):
+        self.console = out
+        self.table = Table(title="training", title_justify="left")
+        for name in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"):
+            self.table.add_column(name, justify="right")
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[ips]:,.0f} img/s"),
+                                 TimeRemainingColumn(), console=out)
+        self.live: Live | None = None
+        self.task = None
+
+    def start(self, info: dict[str, Any]) -> None:
+        self.console.print(settings_table(info["settings"], "resolved settings"))
+        resumed = f" · resumed at {info['resumed_at']}" if info["resumed_at"] else ""
+        procs = f" × {info['processes']} processes" if info.get("processes", 1) > 1 else ""
+        self.console.print(f"[bold]{info['model']}[/] · {info['params']:,} params · {info['device']}{procs} · "
+                           f"train {info['train']:,} / val {info['val']:,} / test {info['test']:,} images · "
+                           f"run dir {info['out']}{resumed}")
+        self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
+        self.live.start()
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task("", total=batches, completed=done, epoch=f"{epoch}/{epochs}", loss=0.0, ips=0.0)
+
+    def batch(self, done: int, loss: float, images_per_s: float) -> None:
+        self.progress.update(self.task, completed=done, loss=loss, ips=images_per_s)
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.table.add_row(str(row["epoch"]), f"{row['train_loss']:.4f}", pct(row["train_acc"]),
+                           f"{row['val_loss']:.4f}", pct(row["val_acc"]), f"{row['lr']:.4f}", f"{row['seconds']:.1f}")
+
+    def close(self) -> None:
+        if self.live:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+                self.task = None
+            self.live.stop()
+            self.live = None
+
+
+class PlainReporter:
+    """For logs and pipes: one plain line per epoch, no control characters."""
+
+    def __init__(self, out: Console = console):
+        self.console = out
+
+    def start(self, info: dict[str, Any]) -> None:
+        # Every setting, for the log; lines of at most ~100 characters, each `key=value` kept whole.
+        lines, line = [], "settings:"
+        for token in (f"{k}={v}" for k, v in info["settings"].items()):
+            if len(line) + 1 + len(token) > 100 and line.strip() != "settings:":
+                lines.append(line)
+                line = "  "
+            line = f"{line} {token}" if line.strip() else f"  {token}"
+        self.console.print("\n".join([*lines, line]), highlight=False, soft_wrap=True)
+        resumed = f", resumed at {info['resumed_at']}" if info["resumed_at"] else ""
+        procs = f" x {info['processes']} processes" if info.get("processes", 1) > 1 else ""
+        self.console.print(f"{info['model']}: {info['params']:,} params on {info['device']}{procs}, train {info['train']}"
+                           f" / val {info['val']} / test {info['test']}, run dir {info['out']}{resumed}",
+                           highlight=False, soft_wrap=True)
+        self.started = time.perf_counter()
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        self.epochs = epochs
+
+    def batch(self, done: int, loss: float, images_per_s: float) -> None:
+        self.ips = images_per_s
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.console.print(
+            f"epoch {row['epoch']}/{self.epochs}  train loss {row['train_loss']:.4f} acc {pct(row['train_acc'])}  "
+            f"val loss {row['val_loss']:.4f} acc {pct(row['val_acc'])}  lr {row['lr']:.4f}  "
+            f"{row['seconds']:.1f}s  {self.ips:,.0f} img/s", highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        pass
+
+
+def reporter_for(out: Console = console):
+    return RichReporter(out) if out.is_terminal else PlainReporter(out)
+
+
+def train_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"result · {summary['model']} ({summary['params']:,} params)", title_justify="left")
+    for name in ("checkpoint", "epoch", "val acc", "test acc"):
+        table.add_column(name, justify="right")
+    history = summary["history"]
+    table.add_row("best (by val acc)", str(summary["best_epoch"]), pct(summary["best_val_acc"]),
+                  pct(summary["best_test_acc"]))
+    table.add_row("last", str(history[-1]["epoch"]), pct(summary["last_val_acc"]), pct(summary["last_test_acc"]))
+    console.print(table)
+    console.print(f"trained {summary['train_seconds']:.1f}s · wrote best.pt, last.pt, metrics.jsonl, settings.json, "
+                  f"summary.json, curves.png to {summary['out']}", highlight=False, soft_wrap=True)
+
+
+def sweep_table(summaries: list[dict[str, Any]]) -> None:
+    """Per seed and mean ± std / worst: the last epoch (what ships) first, then the best-by-validation epoch."""
+    table = Table(title=f"{summaries[0]['model']} · {len(summaries)} seeds · {summaries[0]['epochs']} epochs",
+                  title_justify="left")
+    for name in ("seed", "test acc (last)", "val acc (last)", "best val epoch", "test acc (best val)", "train s"):
+        table.add_column(name, justify="right")
+    for s in summaries:
+        table.add_row(str(s["seed"]), pct(s["last_test_acc"]), pct(s["last_val_acc"]), str(s["best_epoch"]),
+                      pct(s["best_test_acc"]), f"{s['train_seconds']:.0f}")
+    from mnist_tiny.evaluation.runs import sweep_stats
+
+    stats = sweep_stats(summaries)
+    table.add_section()
+    table.add_row("mean ± std", _pm(stats["last_test_acc"]), _pm(stats["last_val_acc"]), "",
+                  _pm(stats["best_test_acc"]), f"{stats['train_seconds']['mean']:.0f}")
+    table.add_row("worst", pct(stats["last_test_acc"]["min"]), "", "", pct(stats["best_test_acc"]["min"]), "")
+    console.print(table)
+
+
+def _pm(stat: dict[str, float]) -> str:
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}%"
+
+
+def runs_table(rows: list[dict[str, Any]], sort: str) -> None:
+    """One row per run; sorted on validation by default (test accuracy is reported, never used to rank)."""
+    table = Table(title=f"{len(rows)} run{'s' if len(rows) != 1 else ''} · sorted by {sort}", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    wide = console.width >= 110  # below that, time, seed and data stay in --json: the names need the room
+    table.add_column("run", overflow="fold", ratio=2, min_width=12)
+    table.add_column("model", no_wrap=True)
+    numbers = ("params", "epochs", "best val", "test@best", "test@last") + (("s", "seed", "data") if wide else ())
+    for name in numbers:
+        table.add_column(name, justify="right", no_wrap=True)
+    unfinished = False
+    for r in rows:
+        if "error" in r:
+            table.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", *[""] * len(numbers))
+            continue
+        best = f"{pct(r['best_val_acc'])} e{r['best_epoch']}" if r.get("best_val_acc") is not None else "–"
+        data = f"{_k(r['train_images'])}/{_k(r['val_images'])}" if r.get("train_images") and r.get("val_images") else "–"
+        epochs = f"{r['epochs_done']}/{r['epochs']}" + ("" if r["status"] == "finished" else "*")
+        unfinished |= r["status"] != "finished"
+        extra = (f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "–", str(r.get("seed")), data)
+        table.add_row(escape(r["name"]), escape(str(r.get("model"))), f"{r['params']:,}" if r.get("params") else "–",
+                      epochs, best, pct(r.get("best_test_acc")), pct(r.get("last_test_acc")), *(extra if wide else ()))
+    console.print(table)
+    notes = ["best val: the epoch validation chose; test@best/test@last: that epoch's and the last one's test "
+             "accuracy (reported, never used to rank)"]
+    notes.append("data: training/validation images" if wide else "time (s), seed and data: in a wider terminal or --json")
+    if unfinished:
+        notes.append("* not finished (interrupted or still training): no test figures yet")
+    console.print("[dim]" + ". ".join(notes) + ".[/]", highlight=False)
+
+
+def _k(n: int) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else str(n)
+
+
+def models_table(rows: list[dict[str, Any]]) -> None:
+    wide = console.width >= 100  # below that the descriptions would squeeze the names: --json has them
+    table = Table(title="models", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("name", no_wrap=True)
+    headers = ("params", "weights", "test acc", "seeds: mean ± std") if wide else ("params", "w", "test", "seeds")
+    for name in headers:
+        table.add_column(name, justify="center" if name in ("weights", "w") else "right", no_wrap=True)
+    if wide:
+        table.add_column("description", overflow="fold")
+    for row in rows:
+        name = f"[bold]{escape(row['name'])}[/]" + ((" [dim](default)[/]" if wide else " *") if row["default"] else "")
+        sweep = row.get("sweep")
+        spread = f"{100 * sweep['mean']:.2f} ± {100 * sweep['std']:.2f}%" if sweep else "–"
+        if sweep and wide:
+            spread += f" ({len(sweep['seeds'])})"
+        table.add_row(name, f"{row['params']:,}" if row["params"] is not None else "–", "✓" if row["weights"] else "–",
+                      pct(row.get("test_acc")), spread, *((escape(row["description"]),) if wide else ()))
+    console.print(table)
+    if not wide:
+        console.print("[dim]* the default. w: shipped weights; test: their test accuracy; seeds: mean ± std of "
+                      "a sweep. Descriptions: in a wider terminal, or --json.[/]", highlight=False)
+
+
+def eval_report(result: dict[str, Any]) -> None:
+    console.print(f"[bold]{result['model']}[/] ({result['params']:,} params) · {result['checkpoint']} · "
+                  f"{result['split']} split, {result['n']:,} images")
+    console.print(f"accuracy [bold green]{pct(result['accuracy'])}[/] · loss {result['loss']:.4f} · "
+                  f"{result['errors']} errors")
+    per_class = Table(title="per class", title_justify="left")
+    for name in ("digit", "precision", "recall", "F1", "support"):
+        per_class.add_column(name, justify="right")
+    for row in result["per_class"]:
+        per_class.add_row(str(row["digit"]), pct(row["precision"]), pct(row["recall"]), pct(row["f1"]),
+                          f"{row['support']:,}")
+    confusion = Table(title="confusion (rows: true, columns: predicted)", title_justify="left")
+    confusion.add_column("")
+    for d in range(10):
+        confusion.add_column(str(d), justify="right")
+    errors = [v for i, row in enumerate(result["confusion"]) for j, v in enumerate(row) if i != j and v]
+    worst = max(errors, default=0)
+    for i, row in enumerate(result["confusion"]):
+        cells = []
+        for j, v in enumerate(row):
+            if i == j:
+                cells.append(f"[dim]{v}[/]")
+            elif v == 0:
+                cells.append("[dim]·[/]")
+            elif v >= max(2, worst / 2):
+                cells.append(f"[bold red]{v}[/]")
+            else:
+                cells.append(f"[yellow]{v}[/]")
+        confusion.add_row(f"[bold]{i}[/]", *cells)
+    console.print(per_class)
+    console.print(confusion)
+    if result.get("report"):
+        console.print(f"wrote confusion.png, errors.png, metrics.json to {result['report']}")
+
+
+def params_table(summary: dict[str, Any], broken: list[str]) -> None:
+    table = Table(title=f"{summary['model']} · layers for a 1×28×28 input", title_justify="left")
+    for name, justify in (("layer", "left"), ("type", "left"), ("output", "right"), ("params", "right"),
+                          ("MACs", "right"), ("RF", "right"), ("jump", "right")):
+        table.add_column(name, justify=justify)
+    for layer in summary["layers"]:
+        shape = "×".join(map(str, layer["output_shape"] or []))
+        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}" if layer["params"] else "[dim]·[/]",
+                      f"{layer['macs']:,}" if layer["macs"] else "[dim]·[/]", str(layer["rf"]["size"]),
+                      str(layer["rf"]["jump"]))
+    counts = summary["params"]
+    table.caption = (f"{counts['total']:,} params ({counts['trainable']:,} trainable, {counts['with_bn_stats']:,} "
+                     f"with BatchNorm statistics) · {summary['macs']:,} MACs · receptive field "
+                     f"{summary['receptive_field']}")
+    table.caption_justify = "left"
+    console.print(table)
+    rules_lines(summary["rules"])
+    for problem in broken:
+        err_console.print(f"[bold red]rule broken:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+def rules_lines(rules: dict[str, dict[str, Any]]) -> None:
+    """One line per course rule: ✓/✗, the rule, and the evidence from the traced forward pass."""
+    console.print("course rules, judged on a training-mode forward pass:", highlight=False)
+    for rule, verdict in rules.items():
+        mark = "[green]✓[/]" if verdict["ok"] else "[red]✗[/]"
+        console.print(f"  {mark} {rule}: {escape(verdict['evidence'])}", highlight=False, soft_wrap=True)
+
+
+def check_table(result: dict[str, Any]) -> None:
+    title = f"course check · {result['model']}" + (f" · {result['checkpoint']}" if result["checkpoint"] else "")
+    console.print(escape(title), highlight=False, soft_wrap=True)
+    for c in result["checks"]:
+        mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
+        console.print(f"  {mark} {c['name']}: {escape(c['detail'])}", highlight=False, soft_wrap=True)
+    if not result["accuracy_checked"]:
+        console.print("  [dim]· accuracy: not checked (pass --checkpoint PATH)[/]", highlight=False)
+    passed, total = sum(c["ok"] for c in result["checks"]), len(result["checks"])
+    if result["passed"]:
+        console.print(f"[bold green]passed[/]: all {total} checks", highlight=False)
+    else:
+        broken = ", ".join(c["name"] for c in result["checks"] if not c["ok"])
+        console.print(f"[bold red]failed[/]: {total - passed} of {total} checks ({escape(broken)})", highlight=False)
+
+
+RAMP = " .:-=+*#%@"
+
+
+def digit_picture(image, color: bool) -> str:
+    """28×28 in [0, 1] → text: coloured upper-half blocks on a colour terminal (two pixel rows per line),
+    else an ASCII ramp two characters wide per pixel, so it reads in a log too."""
+    if not color:
+        return "\n".join("".join(RAMP[min(9, int(float(v) * 10))] * 2 for v in row) for row in image)
+    lines = []
+    for r in range(0, 28, 2):
+        cells = []
+        for c in range(28):
+            top, bottom = int(255 * float(image[r, c])), int(255 * float(image[r + 1, c]))
+            cells.append(f"[rgb({top},{top},{top}) on rgb({bottom},{bottom},{bottom})]▀[/]")
+        lines.append("".join(cells))
+    return "\n".join(lines)
+
+
+def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None:
+    table = Table(title=f"predictions · {escape(model)}", title_justify="left")
+    table.add_column("file", overflow="fold")  # a long name folds, it is never cut short
+    table.add_column("digit", justify="center", no_wrap=True)
+    table.add_column("confidence", justify="right", no_wrap=True)
+    table.add_column("top-k", overflow="fold")
+    for r in results:
+        if "error" in r:
+            table.add_row(escape(r["path"]), "[red]✗[/]", "", f"[red]{escape(r['error'])}[/]")
+        else:
+            bars = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
+            table.add_row(escape(r["path"]), f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars)
+    console.print(table)
+    if show:
+        color = console.color_system is not None
+        for r in results:
+            if "input" in r:
+                console.print(f"\n[bold]{escape(r['path'])}[/] → {r['digit']} · the 28×28 the model saw:",
+                              highlight=False, soft_wrap=True)
+                console.print(digit_picture(r["input"], color), highlight=False, markup=color, crop=False,
+                              soft_wrap=True)
+
+
+def bench_table(result: dict[str, Any]) -> None:
+    runs, procs = result["runs"], result.get("processes", 1)
+    workers = f"{procs} processes × {result['threads']} thread{'s' if result['threads'] > 1 else ''}" if procs > 1 \
+        else f"{result['threads']} threads"
+    table = Table(title=f"bench · {result['model']} ({result['params']:,} params) · {result['device']}, {workers} "
+                        f"· batch {result['batch_size']} · {result['images']:,} images",
+                  title_justify="left", caption=f"medians of {runs} run{'s' if runs > 1 else ''} per pipeline, "
+                  "each a whole process", caption_justify="left")
+    for name in ("pipeline", "train img/s", "eval img/s", "epoch s", "10k eval s", "process s"):
+        table.add_column(name, justify="right")
+    for key, label in (("fast", "mnist-tiny (tensors, batched aug)"), ("classic", "classic (PIL per sample, DataLoader)")):
+        if key in result:
+            r = result[key]
+            table.add_row(label, f"{r['train_images_per_s']:,.0f}", f"{r['eval_images_per_s']:,.0f}",
+                          f"{r['train_seconds']:.2f}", f"{r['eval_seconds']:.3f}", f"{r['process_seconds']:.2f}")
+    console.print(table)
+    if "speedup" in result:
+        sp = result["speedup"]
+        pairs = sp["epoch_plus_eval_per_run"]
+        spread = f"run by run {min(pairs):.2f}–{max(pairs):.2f}×; " if len(pairs) > 1 else ""
+        console.print(f"speed-up: [bold]{sp['epoch_plus_eval']:.1f}×[/] for epoch + eval "
+                      f"({spread}train {sp['train']:.1f}×, eval {sp['eval']:.1f}×); "
+                      f"{sp['process']:.1f}× for the whole process (start-up included)")
