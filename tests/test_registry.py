@@ -74,13 +74,12 @@ def test_s6_attention_pooling_before_relu_changes_no_bit_of_the_reference():
     outputs and gradients bit for bit, ties in blank backgrounds included."""
     from torch import nn
 
-    from mnist_tiny.models.layers import Dropout
     from mnist_tiny.models.reference import _conv_bn
 
     ours = mnist_tiny.get_model("s6-attention")
     reference = mnist_tiny.get_model("s6-attention")
-    reference.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn(8, 12), nn.MaxPool2d(2), Dropout(0.1))
-    reference.block2 = nn.Sequential(_conv_bn(12, 16), nn.MaxPool2d(2), Dropout(0.1))
+    reference.block1 = nn.Sequential(_conv_bn(1, 8), _conv_bn(8, 12), nn.MaxPool2d(2), nn.Dropout(0.1))
+    reference.block2 = nn.Sequential(_conv_bn(12, 16), nn.MaxPool2d(2), nn.Dropout(0.1))
     reference.load_state_dict(ours.state_dict())
     x = torch.zeros(32, 1, 28, 28)
     x[:, :, 6:22, 6:22] = torch.rand(32, 1, 16, 16)  # a blank border: equal values in many pooling windows
