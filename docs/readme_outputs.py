@@ -30,7 +30,12 @@ def main() -> None:
     outputs = ran.stdout.split(MARK + "\n")[1:]
     if len(outputs) != len(commands):
         sys.exit(f"ran {len(outputs)} of {len(commands)} commands:\n{ran.stdout[-2000:]}{ran.stderr[-2000:]}")
+    # Paths of this machine read as the set-up's: the scratch folder as "…", the data folder as exported there.
+    data = os.environ.get("MNIST_TINY_DATA_DIR")
     outputs = [out.replace(scratch, "…") for out in outputs]
+    if data:
+        outputs = [out.replace(str(Path(data).resolve()), "../shared/data").replace(data, "../shared/data")
+                   for out in outputs]
     pieces, at, k = [], 0, 0
     for b in blocks:
         body, ran_one = [], False

@@ -35,12 +35,12 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from mnist_tiny.training.checkpoint import load_checkpoint  # noqa: F401
-    from mnist_tiny.errors import UserError  # noqa: F401
-    from mnist_tiny.reader.images import preprocess  # noqa: F401
     from mnist_tiny.course.project import check  # noqa: F401
+    from mnist_tiny.errors import UserError  # noqa: F401
+    from mnist_tiny.inspection.summary import summarize  # noqa: F401
     from mnist_tiny.models.hub import get_model  # noqa: F401
     from mnist_tiny.models.refs import list_models  # noqa: F401
     from mnist_tiny.models.registry import DEFAULT_MODEL, count_params, register_model  # noqa: F401
-    from mnist_tiny.inspection.summary import summarize  # noqa: F401
+    from mnist_tiny.reader.images import preprocess  # noqa: F401
     from mnist_tiny.settings import Settings, resolve_settings  # noqa: F401
+    from mnist_tiny.training.checkpoint import load_checkpoint  # noqa: F401

@@ -75,8 +75,8 @@ class Settings(BaseModel):
     mirror: Optional[str] = Field(None, description="base URL to download MNIST's .gz files from")
     out: Optional[Path] = Field(None, description="run directory (default: runs/<model>-<timestamp>)")
     subset: Optional[int] = Field(None, gt=0, description="train on the first N training images")
-    # Measured on 2 CPU cores: 256–512 images per forward ran 1.5–2.5× faster than 2,000 (the activations of a
-    # 2,000-image batch no longer fit in cache); on a GPU raise it (--set eval_batch_size=10000).
+    # Cache-sized: a 2,000-image batch's activations no longer fit in cache and ran slower per image on the CPU
+    # (docs/performance.md); on a GPU raise it (--set eval_batch_size=10000).
     eval_batch_size: int = Field(500, gt=0, le=65_536, description="images per forward pass when evaluating")
     verify_data: bool = Field(False, description="check the md5 of the four MNIST files before using them")
 

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from mnist_tiny.data.augment import random_affine
-from mnist_tiny.parallel.distributed import usable_cores
+from mnist_tiny.parallel.policy import usable_cores
 from mnist_tiny.training.checkpoint import read_checkpoint
 from mnist_tiny.cli.app import app
 from mnist_tiny.parallel.distributed import World
@@ -93,7 +93,7 @@ def test_torchrun_two_processes_write_one_run_and_resume_exactly(tmp_path, mnist
 
 
 def test_auto_processes_one_per_core_when_the_batch_splits():
-    from mnist_tiny.parallel.distributed import auto_processes
+    from mnist_tiny.parallel.policy import auto_processes
 
     assert auto_processes(batch_size=128, cores=2) == 2
     assert auto_processes(batch_size=512, cores=8) == 8
@@ -105,7 +105,7 @@ def test_auto_processes_one_per_core_when_the_batch_splits():
 def test_planned_processes_respects_the_settings():
     from mnist_tiny.errors import UserError
     from mnist_tiny.settings import Settings
-    from mnist_tiny.training.loop import planned_processes
+    from mnist_tiny.parallel.policy import planned_processes
 
     cpu = torch.device("cpu")
     assert planned_processes(Settings(processes=3), cpu) == 3

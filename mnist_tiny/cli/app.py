@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from mnist_tiny.choices import Count, Device, Optimizer, Scheduler, Split
 from mnist_tiny.errors import UserError
 
+
 class _OneLineErrors(TyperGroup):
     """A usage error (an unknown flag, `--split foo`) is one line on stderr and exit 2, like every other error,
     instead of Typer's framed panel."""
@@ -170,11 +171,12 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON (no progress display)."),
 ) -> None:
     """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
-    from mnist_tiny.ui import render
-    from mnist_tiny.settings import Settings, resolve_settings
     from mnist_tiny.models.refs import is_registry_name
+    from mnist_tiny.settings import Settings, resolve_settings
+    from mnist_tiny.training.signals import TrainingInterrupted
+    from mnist_tiny.training.loop import train as run_training
     from mnist_tiny.training.rundir import run_name
-    from mnist_tiny.training.loop import TrainingInterrupted, train as run_training
+    from mnist_tiny.ui import render
 
     named = {"model": model, "recipe": recipe, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
@@ -230,8 +232,8 @@ def train(
             render.train_summary(summaries[-1])
     if not main_process:
         return
-    from mnist_tiny.training.rundir import write_text_atomic
     from mnist_tiny.evaluation.runs import sweep_stats
+    from mnist_tiny.training.rundir import write_text_atomic
 
     sweep = {"model": settings.model, "seeds": seed_list, "runs": summaries, "stats": sweep_stats(summaries)}
     write_text_atomic(Path(base) / "sweep.json", json.dumps(_finite(sweep), indent=2, allow_nan=False) + "\n")
@@ -258,10 +260,10 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
 
     Unless told otherwise it runs as recorded (the same processes and threads: another split of each batch would
     continue on another path) and reads the data from where it did, if MNIST is still there."""
-    from mnist_tiny.training.checkpoint import read_checkpoint, recorded_settings
     from mnist_tiny.data.mnist import holds_mnist
     from mnist_tiny.models.refs import is_registry_name
     from mnist_tiny.settings import Settings
+    from mnist_tiny.training.checkpoint import read_checkpoint, recorded_settings
 
     state = read_checkpoint(resume)
     saved = recorded_settings(state, resume)
@@ -359,8 +361,8 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print JSON inste
 def _load(checkpoint: Optional[Path], model: Optional[str], input_scaling: Optional[str] = None):
     """The model to use: a checkpoint file (with --model for a user's model), else the shipped weights of a
     registry --model (default DEFAULT_MODEL), else a user's --model as built (untrained)."""
-    from mnist_tiny.training.checkpoint import load_checkpoint
     from mnist_tiny.models.refs import is_registry_name, resolve
+    from mnist_tiny.training.checkpoint import load_checkpoint
 
     if checkpoint is not None:
         return load_checkpoint(checkpoint, model, input_scaling)
@@ -388,7 +390,6 @@ def eval_(
 ) -> None:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix of a model on MNIST."""
     from mnist_tiny.evaluation.report import run_eval
-
     from mnist_tiny.settings import resolve_settings
 
     settings = resolve_settings({"data_dir": data_dir, "device": device}, config, sets=_parse_set(set_),
@@ -527,8 +528,8 @@ def bench(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Training and inference images/s on this machine; with --baseline, the speed-up over the classic pipeline."""
-    from mnist_tiny.training.bench import bench as run_bench
     from mnist_tiny.settings import resolve_settings
+    from mnist_tiny.training.bench import bench as run_bench
 
     settings = resolve_settings({"model": model, "batch_size": batch_size, "data_dir": data_dir, "device": device})
     result = run_bench(settings, images, baseline, runs)

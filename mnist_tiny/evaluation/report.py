@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mnist_tiny.training.checkpoint import Checkpoint, recorded_settings
 from mnist_tiny.data.mnist import holds_mnist, load_mnist, train_val_split
 from mnist_tiny.device import resolve_device
-from mnist_tiny.fast import prepare
 from mnist_tiny.errors import UserError
 from mnist_tiny.evaluation.metrics import evaluate
+from mnist_tiny.fast import prepare
 from mnist_tiny.models.registry import count_params
 from mnist_tiny.settings import Settings
+from mnist_tiny.training.checkpoint import Checkpoint, recorded_settings
 
 
 def eval_split(loaded: Checkpoint, settings: Settings, split: str):

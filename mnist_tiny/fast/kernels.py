@@ -51,10 +51,12 @@ def pooled_at_width_of_8(x: torch.Tensor, conv: nn.Conv2d, norm: nn.Module | Non
     known_norm = norm is None or isinstance(norm, nn.Identity) or (
         isinstance(norm, nn.BatchNorm2d) and norm.affine and norm.track_running_stats)
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-    if pad == 0 or not known_norm or x.device.type != "cpu" or not channels_last:
+    plain_conv = conv.padding_mode == "zeros" and not isinstance(conv.padding, str) and conv.groups == 1
+    if pad == 0 or not known_norm or not plain_conv or x.device.type != "cpu" or not channels_last:
         return pool(conv(x) if norm is None else norm(conv(x)))
     weight = F.pad(conv.weight, (0, 0, 0, 0, 0, 0, 0, pad)).contiguous(memory_format=torch.channels_last)
-    z = conv._conv_forward(x, weight, None if conv.bias is None else F.pad(conv.bias, (0, pad)))
+    bias = None if conv.bias is None else F.pad(conv.bias, (0, pad))
+    z = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     if isinstance(norm, nn.BatchNorm2d):
         z = _padded_batch_norm(z, norm, pad)
     return _Narrow.apply(pool(z), out_channels)

@@ -5,9 +5,7 @@ them again. glibc's malloc serves blocks that large from fresh `mmap`s, or trims
 a step pays to fault the same pages in again. Its dynamic thresholds adapt only after a block of each new size has
 been freed, so a fresh process (a benchmark epoch, one `eval`) pays on its first batches of every shape. Fixing the
 thresholds keeps freed blocks on the heap.
-Measured (`mnist-tiny bench --model s6-attention --batch-size 128 --runs 1`, 5 interleaved runs with and without):
-the 10k-image evaluation of a fresh process took 0.59 s instead of 0.94 s (medians); training speed was the same
-within the machine's noise.
+What it gains is in docs/performance.md ("Memory kept between steps").
 """
 
 from __future__ import annotations

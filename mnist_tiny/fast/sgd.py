@@ -1,8 +1,8 @@
 """SGD over flat buffers: `torch.optim.SGD`'s update, in a handful of ops for a whole parameter group.
 
 Our own few lines instead of `torch.optim.SGD`: the first call into any `torch.optim` optimizer imports
-`torch._dynamo` (~1.9 s on 2 CPU cores, a noticeable share of a short run). The update is `torch.optim.SGD`'s
-(single-tensor path), and `state_dict()` has its format, so a `last.pt` written by either resumes with either.
+`torch._dynamo` (seconds, a noticeable share of a short run: docs/performance.md, "Start-up"). The update is
+`torch.optim.SGD`'s (single-tensor path), and `state_dict()` has its format, so a `last.pt` written by either resumes with either.
 
 A tiny model's update is ~30 tensors of a few hundred values: its cost is the number of ops, not the arithmetic.
 So the parameters, their gradients and momentum buffers live back to back in three flat buffers (each parameter

@@ -7,18 +7,15 @@ instead reached 99.4% in far fewer epochs in our screens. So, from `lean-6k`:
   on 14×14 instead of 28×28 (pool-then-ReLU equals ReLU-then-pool exactly; BatchNorm after the pool is a real
   change: its statistics are taken over the pooled map);
 - the 14×14 and 5×5 stages are wider (8→16→24, then 24 instead of 8→12→16, then 20).
-That is 11,278 parameters instead of 6,878, for 6 epochs instead of 15. Measured here (2 CPU cores, the plain
-`mnist-tiny train --seed N`, 2 processes × 1 thread): 99.40 ± 0.03% on the test set at the last epoch over seeds
-1–5 (worst 99.38%) in 70–84 s per run, where `lean-6k` takes ~250 s for 99.43 ± 0.04%. The recipe (batch 128,
-lr 0.1, 6 epochs) was chosen over batch 256 / lr 0.2 / 7 epochs on validation accuracy (5 seeds each: 99.40% against
-99.33%; on test 99.40 ± 0.03% against 99.41 ± 0.11%).
+That is 11,278 parameters instead of 6,878, for 6 epochs instead of 15. Its recipe (batch 128, lr 0.1, 6 epochs)
+was chosen on validation accuracy; its figures and times are in docs/results.md and docs/performance.md.
 """
 
 import torch
 from torch import nn
 
-from mnist_tiny.models.registry import register_model
 from mnist_tiny.models.layers import Normalize
+from mnist_tiny.models.registry import register_model
 
 
 def _conv_relu_bn(cin: int, cout: int, padding: int, affine: bool = True) -> list[nn.Module]:
@@ -28,7 +25,7 @@ def _conv_relu_bn(cin: int, cout: int, padding: int, affine: bool = True) -> lis
 @register_model(
     "fast-11k",
     "Ours, the default: lean-6k pooled before its second BatchNorm and wider after it (11,278 params)",
-    # Batch 128 so that a 2-core CPU trains it as two one-thread processes of 64 (as lean-6k); 6 epochs fit 90 s.
+    # Batch 128 so that a 2-core CPU trains it as two one-thread processes of 64 (as lean-6k).
     recipe={"epochs": 6, "batch_size": 128, "lr": 0.1},
 )
 class Fast11k(nn.Module):

@@ -14,8 +14,8 @@ differs only in those few degrees of freedom.
 
 from torch import nn
 
-from mnist_tiny.models.registry import register_model
 from mnist_tiny.models.reference import S6Compact
+from mnist_tiny.models.registry import register_model
 
 
 @register_model(

@@ -9,8 +9,8 @@ original (see `ConvBNPoolReLU`).
 import torch
 from torch import nn
 
-from mnist_tiny.models.registry import register_model
 from mnist_tiny.models.layers import Normalize, SqueezeExcite
+from mnist_tiny.models.registry import register_model
 
 
 def _conv_bn(cin: int, cout: int, padding: int = 1) -> nn.Sequential:

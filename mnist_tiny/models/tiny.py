@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnist_tiny.models.registry import register_model
 from mnist_tiny.models.layers import Normalize
+from mnist_tiny.models.registry import register_model
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, padding: int = 1, groups: int = 1) -> nn.Sequential:

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from mnist_tiny.errors import UserError
+from mnist_tiny.parallel.policy import can_fork, usable_cores
 
 T = TypeVar("T")
 
@@ -100,8 +101,8 @@ def data_parallel(model: torch.nn.Module, world: World, device: torch.device,
     """(module to call, step to run between backward and the optimizer) for training `model` in `world`.
 
     Under torchrun: DistributedDataParallel. In forked CPU helpers: `GradientAverage`, because DDP's constructor
-    imports torch._dynamo (1.4–1.6 s here, as long as a whole epoch of a small subset) and its bucketing has
-    nothing to overlap on a model of a few thousand parameters. `gradient_buffer` (the optimizer's, when it keeps
+    imports torch._dynamo (seconds: as long as a whole epoch of a small subset) and its bucketing has nothing to
+    overlap on a model of a few thousand parameters. `gradient_buffer` (the optimizer's, when it keeps
     every gradient in one flat buffer: `fast.sgd.SGD.gradient_buffer`) lets the average sum that buffer in place.
     """
     if not world.enabled:
@@ -153,9 +154,8 @@ class GradientAverage:
 class SharedSum:
     """An all-reduce (sum) for processes forked from one parent, through memory they all map.
 
-    gloo's all-reduce goes through loopback TCP: in a training epoch of s6-attention (2 one-thread processes,
-    2 cores) a step's gradient all-reduce took 4.3–4.6 ms (median; waiting for the slower process included),
-    here 0.8–0.9 ms, and the epoch 8.0–9.1 s instead of 6.6–7.2 s.
+    gloo's all-reduce goes through loopback TCP, several times slower per step for gradients this small
+    (docs/performance.md, "Gradients summed through shared memory").
 
     Each rank copies its values into its own slot and posts how many sums it has entered; once every rank has
     posted this one, each adds up all the slots in the same way, so every rank gets bit-identical sums (as the
@@ -302,29 +302,6 @@ def solo_threads(world: World) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def threads_per_process(threads: int | None, processes: int) -> int:
-    """CPU threads for each of `processes` processes: the `threads` setting, or the cores shared out."""
-    return threads or max(1, usable_cores() // processes)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-# Every shard of a batch keeps enough images for BatchNorm's batch statistics (batch 64 on 2 cores gained nothing in
-# our runs). The run's length does not matter: forked helpers start in milliseconds, and even a 2,000-image epoch
-# was as fast in wall time with two of them as with one process (docs/performance.md, "processes").
-MIN_IMAGES_PER_SHARD = 64
-
-
-def auto_processes(batch_size: int, cores: int) -> int:
-    """How many CPU training processes `processes=auto` starts: one per core, each shard at least 64 images."""
-    return max(1, min(cores, batch_size // MIN_IMAGES_PER_SHARD))
-
-
 STARTUP_SECONDS = 120
 TORCHRUN_TIMEOUT_SECONDS = 600
 
@@ -332,12 +309,6 @@ TORCHRUN_TIMEOUT_SECONDS = 600
 def _last_line(path: Path) -> str:
     lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
     return lines[-1] if lines else "no output"
-
-
-def can_fork() -> bool:
-    """Helpers are forked: they share the parent's imports, data and registered models, and start in milliseconds.
-    Linux only: macOS frameworks are not fork-safe, and Windows has no fork (torchrun works everywhere)."""
-    return sys.platform.startswith("linux")
 
 
 def _die_with_parent() -> None:

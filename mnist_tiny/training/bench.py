@@ -23,17 +23,17 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tiny.data.mnist import load_mnist
-from mnist_tiny.parallel.distributed import World, barrier, data_parallel, local_processes, solo_threads, threads_per_process
 from mnist_tiny.device import resolve_device
-from mnist_tiny.fast import inference_copy, prepare
 from mnist_tiny.errors import UserError
 from mnist_tiny.evaluation.metrics import logits_for
+from mnist_tiny.fast import inference_copy
 from mnist_tiny.fast.memory import keep_freed_memory
-from mnist_tiny.training.optim import make_optimizer
 from mnist_tiny.models.refs import model_for
 from mnist_tiny.models.registry import count_params
+from mnist_tiny.parallel.distributed import World, barrier, local_processes, solo_threads
+from mnist_tiny.parallel.policy import planned_processes, threads_per_process
 from mnist_tiny.settings import Settings
-from mnist_tiny.training.loop import planned_processes, train_step
+from mnist_tiny.training.loop import Run, check_model
 
 
 def _sync(device: torch.device) -> None:
@@ -42,29 +42,23 @@ def _sync(device: torch.device) -> None:
 
 
 def fast_pass(world: World, s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
-    """What `train` does for one epoch, in each of its processes, then what `eval` does (rank 0 alone)."""
-    torch.manual_seed(s.seed)
-    model = prepare(model_for(s.model, s.input_scaling), device, training=True)
-    optimizer = make_optimizer(model, s)
-    net, average = data_parallel(model, world, device, getattr(optimizer, "gradient_buffer", None))
+    """One epoch of `train`'s own loop (`Run.train_epoch`) over `images` training images, in each of its processes,
+    then what `eval` does (rank 0 alone)."""
+    source, scaling = check_model(s)
+    run = Run(s, world, device, source, scaling, images)
     x_all, y_all = train.images.to(device), train.labels.to(device)
-    rng = torch.Generator(device=device).manual_seed(s.seed)
     order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(s.seed))[:images].to(device)
-    model.train()
     barrier(world)
     _sync(device)
     start = time.perf_counter()
-    for idx in order.split(s.batch_size):
-        first, stop = world.shard(len(idx))
-        train_step(net, optimizer, x_all[idx[first:stop]], y_all[idx[first:stop]], s, rng,
-                   (first, len(idx)) if world.enabled else None, average)
+    run.train_epoch(0, order, 0, x_all, y_all, stop=[], reporter=None)
     _sync(device)
     barrier(world)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     if world.is_main:
         with solo_threads(world):
-            logits_for(inference_copy(model, device), test.images, device, s.eval_batch_size)
+            logits_for(inference_copy(run.eval_model, device), test.images, device, s.eval_batch_size)
     _sync(device)
     eval_s = time.perf_counter() - start
     barrier(world)  # helpers wait idle (not exiting, which would take a core from the evaluation)

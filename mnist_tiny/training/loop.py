@@ -13,12 +13,9 @@ summed across processes and only rank 0 writes files or reports progress.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -26,20 +23,34 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tiny.data.augment import random_affine, to_float
-from mnist_tiny.training import rundir
-from mnist_tiny.training.checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from mnist_tiny.data.mnist import load_mnist, train_val_split
 from mnist_tiny.device import resolve_device
-from mnist_tiny.fast import inference_copy, prepare
-from mnist_tiny.parallel.distributed import (World, any_, auto_processes, barrier, broadcast, can_fork, data_parallel, gather,
-                          local_processes, on_main, setup, solo_threads, sum_, threads_per_process, usable_cores,
-                          world_from_env)
 from mnist_tiny.errors import UserError
 from mnist_tiny.evaluation.metrics import loss_and_accuracy
-from mnist_tiny.training.optim import make_optimizer
+from mnist_tiny.fast import inference_copy, prepare
 from mnist_tiny.models.refs import build, resolve
 from mnist_tiny.models.registry import count_params
+from mnist_tiny.parallel.distributed import (
+    World,
+    any_,
+    barrier,
+    broadcast,
+    data_parallel,
+    gather,
+    local_processes,
+    on_main,
+    setup,
+    solo_threads,
+    sum_,
+    world_from_env,
+)
+from mnist_tiny.parallel.policy import planned_processes, threads_per_process
 from mnist_tiny.settings import Settings
+from mnist_tiny.training import rundir
+from mnist_tiny.training.checkpoint import FORMAT, read_checkpoint, save_atomic, versions
+from mnist_tiny.training.finish import finish
+from mnist_tiny.training.optim import make_optimizer
+from mnist_tiny.training.signals import TrainingInterrupted, stop_on_signals
 
 
 class Reporter(Protocol):
@@ -47,12 +58,6 @@ class Reporter(Protocol):
     def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None: ...
     def batch(self, done: int, loss: float, images_per_s: float) -> None: ...
     def epoch_end(self, row: dict[str, Any]) -> None: ...
-
-
-class TrainingInterrupted(Exception):
-    def __init__(self, checkpoint: Path, signum: int):
-        super().__init__(f"interrupted by signal {signum}; state saved to {checkpoint}")
-        self.checkpoint, self.signum = checkpoint, signum
 
 
 def lr_at(step: int, total: int, s: Settings) -> float:
@@ -97,60 +102,6 @@ def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: 
         average()
     optimizer.step()
     return loss.detach(), logits.detach()
-
-
-@contextmanager
-def stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (main thread only).
-
-    A second signal aborts, unless it follows the first within a second: under torchrun a terminal's Ctrl-C
-    reaches each worker twice (from the terminal, and forwarded by the launcher), and the workers must still get
-    to save their state.
-    """
-    requested: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-    first_at: list[float] = []
-
-    def handle(signum, frame):
-        if requested:
-            if time.monotonic() - first_at[0] > 1.0:
-                raise KeyboardInterrupt
-            return
-        requested.append(signum)
-        first_at.append(time.monotonic())
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, handle)
-    try:
-        yield requested
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def planned_processes(s: Settings, device: torch.device) -> int:
-    """Processes a plain `train` uses: `s.processes`, or one per core on the CPU when that pays (see distributed).
-
-    Bounded by the machine: more processes or threads than a few per core only slow training down, and far
-    more crash or hang the libraries under us (20,000 threads: an OpenMP abort; 100,000: a segfault)."""
-    cores = usable_cores()
-    if s.threads is not None and s.threads > 4 * cores:
-        raise UserError(f"threads={s.threads} is more than 4 per core on this machine ({cores} cores); "
-                        f"use at most {4 * cores}", 2)
-    if s.processes is not None:
-        if s.processes > 1 and device.type != "cpu":
-            raise UserError(f"processes={s.processes} trains on the CPU; on {device.type} use one process, "
-                            "or torchrun --nproc-per-node N for several GPUs", 2)
-        if s.processes > 4 * cores:
-            raise UserError(f"processes={s.processes} is more than 4 per core on this machine ({cores} cores); "
-                            f"use at most {4 * cores}", 2)
-        return s.processes
-    if device.type != "cpu" or s.threads or not can_fork():
-        return 1
-    return auto_processes(s.batch_size, cores)
 
 
 def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = None) -> dict[str, Any]:
@@ -402,41 +353,3 @@ def _epochs(run: Run, out: Path, state, reporter, train_split, val_split, test_s
     return broadcast(world, on_main(world, finish_alone))
 
 
-def finish(out: Path, s: Settings, test_split, device, history, best, params: int,
-           processes: int = 1) -> dict[str, Any]:
-    """Score the best and the last checkpoint on the test set (reported, never used to choose) and draw curves."""
-    from mnist_tiny.training.checkpoint import load_checkpoint
-    from mnist_tiny.ui.plots import training_curves
-
-    results = {}
-    for kind in ("best", "last"):
-        if kind == "last" and best["epoch"] == len(history):  # the same weights: score them once
-            results["last"] = results["best"]
-            continue
-        loaded = load_checkpoint(out / f"{kind}.pt", s.model)
-        _check_same_run(loaded, kind, s, best["epoch"] if kind == "best" else len(history))
-        model = prepare(loaded.model, device)
-        loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
-        results[kind] = {"test_loss": loss, "test_acc": acc}
-    summary = {
-        "model": s.model, "params": params, "epochs": s.epochs, "seed": s.seed, "processes": processes,
-        "out": str(out),
-        "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
-        "best_test_acc": results["best"]["test_acc"], "last_test_acc": results["last"]["test_acc"],
-        "last_val_acc": history[-1]["val_acc"], "train_seconds": sum(r["seconds"] for r in history),
-        "history": history,
-    }
-    rundir.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    training_curves(history, out / "curves.png", title=f"{rundir.run_name(s.model)} · seed {s.seed}")
-    return summary
-
-
-def _check_same_run(loaded, kind: str, s: Settings, epoch: int) -> None:
-    """A best.pt/last.pt that another run left (or a user copied) here must not be scored as this run's."""
-    mine = s.model_dump(mode="json")
-    theirs = loaded.settings if isinstance(loaded.settings, dict) else {}
-    differ = [k for k in mine if k not in rundir.RESUME_MAY_CHANGE and theirs.get(k) != mine[k]]
-    if differ or (loaded.metrics or {}).get("epoch") != epoch:
-        raise UserError(f"{loaded.path}: not this run's {kind} checkpoint (it records "
-                        f"{'other settings: ' + ', '.join(differ[:5]) if differ else 'another epoch'}); "
-                        "nothing was scored")

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import torch
 
-from mnist_tiny.training.checkpoint import FORMAT, load_checkpoint, save_atomic, versions
 from mnist_tiny.data.mnist import load_mnist
 from mnist_tiny.evaluation.metrics import loss_and_accuracy
+from mnist_tiny.inspection.summary import summarize
 from mnist_tiny.models.hub import write_meta
 from mnist_tiny.models.refs import get_spec
 from mnist_tiny.models.registry import count_params
 from mnist_tiny.settings import default_data_dir
-from mnist_tiny.inspection.summary import summarize
+from mnist_tiny.training.checkpoint import FORMAT, load_checkpoint, save_atomic, versions
 
 
 def release(sweep_dir: Path, command: str, data_dir: Path, kind: str = "last", dest: Path | None = None) -> Path:
