@@ -1,6 +1,5 @@
-"""Built-in architectures. Importing this package registers them all (one file per family)."""
+"""Models: the registry (a leaf), the built-in architectures (one file per family), references and weights.
 
-from mnist_tiny.models import fast11k  # noqa: F401
-from mnist_tiny.models import lean  # noqa: F401
-from mnist_tiny.models import reference  # noqa: F401
-from mnist_tiny.models import tiny  # noqa: F401
+Importing this package imports none of them: `models.refs` imports the architecture files when a model is first
+looked up, so reading the registry or the settings never pays for torch.
+"""

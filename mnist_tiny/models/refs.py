@@ -66,8 +66,12 @@ class ModelSource:
                 "path": str(self.path) if self.path else None, "sha256": self.sha256, "text": self.text}
 
 
+ARCHITECTURES = ("fast11k", "lean", "reference", "tiny")  # the files under models/ that register models
+
+
 def _load_builtin_models() -> None:
-    from mnist_tiny import models  # noqa: F401  (importing registers the built-in architectures)
+    for name in ARCHITECTURES:  # importing a file registers its models (once: Python caches the module)
+        importlib.import_module(f"mnist_tiny.models.{name}")
 
 
 def list_models() -> list[str]:
