@@ -59,6 +59,9 @@ def _flags_take_no_value() -> None:
 
 
 _flags_take_no_value()
+# What a reader-only install (`pip install mnist-tiny`) leaves out, and the extra that brings it.
+EXTRAS = {"torch": "train", "torchvision": "train", "onnx": "train", "fastapi": "serve", "uvicorn": "serve",
+          "multipart": "serve", "python_multipart": "serve"}
 MODEL_HELP = "Model: a registry name (`mnist-tiny models`), path/to/file.py:Class or module:Attr."
 _state = {"debug": False}
 
@@ -107,6 +110,13 @@ def command(fn):
         except KeyboardInterrupt:
             error("interrupted")
             raise typer.Exit(130) from None
+        except ModuleNotFoundError as e:
+            extra = EXTRAS.get((e.name or "").split(".")[0])
+            if _state["debug"] or extra is None:
+                raise
+            error(f"this needs {e.name}, which the reader-only install leaves out: "
+                  f"pip install 'mnist-tiny[{extra}]' (or, from a clone, pip install '.[{extra}]')")
+            raise typer.Exit(1) from None
         except OSError as e:  # a full disk, a read-only folder, a vanished file: say which, in words
             if _state["debug"]:
                 raise
@@ -440,6 +450,70 @@ def params(
 app.command("summarize", help="Alias of `params`.")(params)
 
 
+def reader_for(checkpoint: Optional[Path], model: Optional[str]):
+    """(name, logits function) for reading digits: an ONNX file, or a registry model's shipped ONNX file, runs on
+    onnxruntime without importing torch; a checkpoint or a user's model runs on torch."""
+    from mnist_tiny.embed.runtime import OnnxReader, have_onnxruntime, shipped_onnx, torch_logits
+    from mnist_tiny.models.registry import DEFAULT_MODEL
+
+    if checkpoint is not None and checkpoint.suffix.lower() == ".onnx":
+        if not have_onnxruntime():
+            raise UserError(f"--checkpoint {checkpoint}: reading an ONNX file needs onnxruntime "
+                            "(pip install onnxruntime)", 2)
+        reader = OnnxReader(checkpoint)
+        return reader.name, reader
+    shipped = shipped_onnx(model or DEFAULT_MODEL) if checkpoint is None else None
+    if shipped is not None and have_onnxruntime():
+        reader = OnnxReader(shipped)
+        return reader.name, reader
+    loaded = _load(checkpoint, model)
+    return loaded.name, torch_logits(loaded.model)
+
+
+@app.command()
+@command
+def export(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
+    checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (with --model for yours)."),
+    out: Path = typer.Option(..., help="The .onnx file to write (a new file).", show_default=False),
+    format: str = typer.Option("onnx", help="File format (onnx)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/, to check the export."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Write a model as ONNX (N×1×28×28 in [0, 1] → N×10 logits) and check it on the 10,000 test images."""
+    if format != "onnx":
+        raise UserError(f"--format {format!r}: only onnx is supported", 2)
+    if out.exists():
+        raise UserError(f"--out {out}: exists; choose a new file (nothing is overwritten)", 2)
+    from mnist_tiny.data.mnist import load_mnist
+    from mnist_tiny.embed.export import export_onnx, verify
+    from mnist_tiny.models.registry import count_params
+    from mnist_tiny.settings import resolve_settings
+
+    settings = resolve_settings({"data_dir": data_dir}, with_recipe=False)
+    test = load_mnist(settings.data_dir, settings.download, settings.mirror)["test"]  # before writing anything
+    loaded = _load(checkpoint, model)
+    recorded = (loaded.meta or {}).get("test_acc")
+    meta = {"model": loaded.name, "params": str(count_params(loaded.model)), "source": str(loaded.path),
+            "input_scaling": "inside the graph", **({"recorded_test_acc": f"{recorded:.4f}"} if recorded else {})}
+    path = export_onnx(loaded.model, out, meta)
+    check = verify(path, loaded.model, test.images, test.labels)
+    result = {"model": loaded.name, "out": str(path), **check}
+    if check["onnx_acc"] != check["torch_acc"]:
+        path.unlink()
+        raise UserError(f"export of {loaded.name}: onnxruntime scores {100 * check['onnx_acc']:.2f}% where torch "
+                        f"scores {100 * check['torch_acc']:.2f}%; {path} was removed")
+    if json_out:
+        _print_json(result)
+    else:
+        from mnist_tiny.ui.render import console
+
+        console.print(f"wrote {path} ({check['bytes']:,} bytes) · {loaded.name}", highlight=False, soft_wrap=True)
+        console.print(f"checked on the {check['images']:,} test images: onnxruntime {100 * check['onnx_acc']:.2f}% · "
+                      f"torch {100 * check['torch_acc']:.2f}% · same digit {100 * check['same_digit']:.2f}% · "
+                      f"max |logit difference| {check['max_logit_diff']:.2e}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 @command
 def predict(
@@ -453,14 +527,14 @@ def predict(
     """Read the digit in each image (PNG, JPEG, BMP, GIF, WebP…, any size, dark-on-light or light-on-dark)."""
     from mnist_tiny.reader.predict import predict_files
 
-    loaded = _load(checkpoint, model)
-    results = predict_files(loaded.model, images, top_k=top_k, keep_inputs=show and not json_out)
+    name, logits = reader_for(checkpoint, model)
+    results = predict_files(logits, images, top_k=top_k, keep_inputs=show and not json_out)
     if json_out:
         _print_json(results)
     else:
         from mnist_tiny.ui.render import predict_table
 
-        predict_table(results, loaded.name, show)
+        predict_table(results, name, show)
     failed = [r for r in results if "error" in r]
     if failed:
         from mnist_tiny.ui.render import error
@@ -468,6 +542,24 @@ def predict(
         for r in failed:
             error(f"{r['path']}: {r['error']}")
         raise typer.Exit(1)
+
+
+@app.command()
+@command
+def serve(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
+    checkpoint: Optional[Path] = typer.Option(None, help="An .onnx file or a checkpoint written by `train`."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port."),
+) -> None:
+    """Serve a draw-a-digit page at / and a JSON API (POST /predict, GET /models, /health, /docs)."""
+    from mnist_tiny.embed.server import serve as run_server
+    from mnist_tiny.ui.render import console
+
+    name, reader = reader_for(checkpoint, model)
+    console.print(f"serving {name} on http://{host}:{port}/ (API docs at /docs) · Ctrl-C stops", highlight=False,
+                  soft_wrap=True)
+    run_server(reader, name, host, port)
 
 
 @app.command()

@@ -14,8 +14,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_tiny.errors import UserError, read_pipe, require_file
@@ -33,14 +31,18 @@ def load_image(path: Path) -> np.ndarray:
     naming it."""
     path = Path(path)
     kind = require_file(path, str(path), pipes=True)
-    source = io.BytesIO(read_pipe(path, str(path), MAX_PIPE_BYTES)) if kind == "pipe" else path
+    return decode_image(io.BytesIO(read_pipe(path, str(path), MAX_PIPE_BYTES)) if kind == "pipe" else path, str(path))
+
+
+def decode_image(source, label: str) -> np.ndarray:
+    """`load_image` for a path or a binary file object (an upload): the same limits, the same errors."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise UserError(f"{path}: {image.width}×{image.height} pixels is too large "
+                    raise UserError(f"{label}: {image.width}×{image.height} pixels is too large "
                                     f"(limit {MAX_PIXELS:,} pixels)")
                 image.seek(0)  # animated GIF/WebP: the first frame
                 image.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced size directly
@@ -50,11 +52,11 @@ def load_image(path: Path) -> np.ndarray:
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise UserError(f"{path}: refused, image too large ({e})") from None
+        raise UserError(f"{label}: refused, image too large ({e})") from None
     except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image file Pillow can read") from None
+        raise UserError(f"{label}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UserError(f"{path}: cannot decode image ({e})") from None
+        raise UserError(f"{label}: cannot decode image ({e})") from None
 
 
 def to_grey(image: Image.Image) -> np.ndarray:
@@ -129,23 +131,30 @@ def _shrink(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     if max(h, w) <= WORK_SIZE:
         return grey
-    t = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
     size = (max(1, round(h * WORK_SIZE / max(h, w))), max(1, round(w * WORK_SIZE / max(h, w))))
-    return F.interpolate(t, size=size, mode="area")[0, 0].numpy()
+    return resize_area(np.asarray(grey, dtype=np.float32), size)
 
 
-def preprocess(image) -> torch.Tensor:
+def preprocess(image):
     """An image (PIL image, path, or 2-d array of any numeric dtype) → a 1×28×28 float tensor in [0, 1].
 
-    Never fails on odd content: a blank or constant image becomes all zeros.
+    Never fails on odd content: a blank or constant image becomes all zeros. (`to_mnist` is the same as a numpy
+    array, without torch.)
     """
+    import torch
+
+    return torch.from_numpy(to_mnist(image)).unsqueeze(0)
+
+
+def to_mnist(image) -> np.ndarray:
+    """`preprocess` in numpy: a 28×28 float32 array in [0, 1], light digit on dark, as MNIST stores digits."""
     if isinstance(image, (str, Path)):
         grey = load_image(Path(image))
     elif isinstance(image, Image.Image):
         grey = to_grey(image)
     else:
         grey = _normalise_array(np.asarray(image))
-    return torch.from_numpy(_mnist_like(grey)).float().unsqueeze(0)
+    return _mnist_like(grey).astype(np.float32)
 
 
 def _normalise_array(array: np.ndarray) -> np.ndarray:
@@ -168,7 +177,7 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray:
         grey = 1 - grey
     # Paper under uneven light is a slope, not a level: fit a plane to the border and subtract it.
     ink = grey - _border_plane(grey)
-    ink_level = float(F.avg_pool2d(torch.from_numpy(ink)[None, None], 3, 1, 1).max()) if min(h, w) >= 3 else ink.max()
+    ink_level = float(box_mean_3x3(ink).max()) if min(h, w) >= 3 else float(ink.max())
     if ink_level < 0.1:
         return np.zeros((28, 28), dtype=np.float32)  # no contrast: blank paper
     # Ink → 1; a margin above the paper level removes its texture and JPEG noise.
@@ -182,10 +191,9 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray:
     dh, dw = digit.shape
     scale = 20 / max(dh, dw)
     size = (max(1, round(dh * scale)), max(1, round(dw * scale)))
-    t = torch.from_numpy(digit).float()[None, None]
-    mode = "area" if scale < 1 else "bilinear"
-    small = F.interpolate(t, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))[0, 0]
-    small = small.clamp(0, 1).numpy()
+    digit = digit.astype(np.float32)
+    small = resize_area(digit, size) if scale < 1 else resize_bilinear(digit, size)
+    small = np.clip(small, 0, 1)
     if small.max() > 0:
         small = small / small.max()  # thin strokes shrink to grey; MNIST strokes peak at full intensity
 
@@ -226,3 +234,51 @@ def _ink_box(ink: np.ndarray, keep: float = 0.996) -> tuple[int, int, int, int] 
     top, bottom = span(ink.sum(1))
     left, right = span(ink.sum(0))
     return top, bottom, left, right
+
+
+# The resampling torch's F.interpolate does ("area" = adaptive average pooling; bilinear without aligned corners)
+# and F.avg_pool2d(3, 1, 1), in numpy, so reading a digit needs no torch (tests compare them with torch's).
+
+def resize_area(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Each output pixel the mean of the input cells its window covers: rows floor(i·H/h) .. ceil((i+1)·H/h)."""
+    return _area_axis(_area_axis(a, size[0], 0), size[1], 1)
+
+
+def _area_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    m = a.shape[axis]
+    if n == m:
+        return a
+    i = np.arange(n)
+    start, stop = (i * m) // n, -((-(i + 1) * m) // n)
+    total = np.cumsum(a, axis=axis, dtype=np.float64)
+    total = np.concatenate([np.zeros_like(np.take(total, [0], axis=axis)), total], axis=axis)
+    sums = np.take(total, stop, axis=axis) - np.take(total, start, axis=axis)
+    shape = [1, 1]
+    shape[axis] = n
+    return (sums / (stop - start).reshape(shape)).astype(np.float32)
+
+
+def resize_bilinear(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resampling with half-pixel centres (torch's align_corners=False)."""
+    return _bilinear_axis(_bilinear_axis(a, size[0], 0), size[1], 1)
+
+
+def _bilinear_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    m = a.shape[axis]
+    if n == m:
+        return a
+    src = np.maximum((np.arange(n) + 0.5) * (m / n) - 0.5, 0)
+    low = np.minimum(np.floor(src).astype(np.int64), m - 1)
+    high = np.minimum(low + 1, m - 1)
+    weight = (src - low).astype(np.float32)
+    shape = [1, 1]
+    shape[axis] = n
+    weight = weight.reshape(shape)
+    return (np.take(a, low, axis=axis) * (1 - weight) + np.take(a, high, axis=axis) * weight).astype(np.float32)
+
+
+def box_mean_3x3(a: np.ndarray) -> np.ndarray:
+    """The mean over each 3×3 neighbourhood, zeros outside (torch's avg_pool2d(3, 1, 1))."""
+    padded = np.pad(a, 1)
+    h, w = a.shape
+    return sum(padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) / 9

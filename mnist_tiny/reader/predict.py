@@ -6,12 +6,13 @@ A file that cannot be read becomes an `{"path", "error"}` entry; the other files
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-import torch
+import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
-from mnist_tiny.reader.images import preprocess
+from mnist_tiny.embed.runtime import softmax
+from mnist_tiny.reader.images import to_mnist
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 
@@ -45,30 +46,36 @@ def expand_inputs(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
     return expanded
 
 
-def predict_files(model: torch.nn.Module, paths: Iterable[Path], top_k: int = 3, batch_size: int = 256,
-                  keep_inputs: bool = False) -> list[dict[str, Any]]:
+def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
+                  batch_size: int = 256, keep_inputs: bool = False) -> list[dict[str, Any]]:
+    """Read each file's digit with `logits` (N×1×28×28 float32 → N×10: an ONNX session or a torch model, see
+    `embed.runtime`); a file that cannot be read is an entry with its error."""
     results: list[dict[str, Any]] = []
-    pending: list[tuple[int, torch.Tensor]] = []
+    pending: list[tuple[int, np.ndarray]] = []
     for path, problem in expand_inputs(paths):
         if problem is None:
             try:
-                tensor = preprocess(path)
-                if not tensor.any():
+                image = to_mnist(path)
+                if not image.any():
                     raise UserError(f"{path}: no digit found (blank or uniform image)")
-                pending.append((len(results), tensor))
+                pending.append((len(results), image))
             except UserError as e:
                 problem = str(e).removeprefix(f"{path}: ")
         results.append({"path": str(path), "error": problem} if problem else {"path": str(path)})
+    return read_digits(logits, pending, results, top_k, batch_size, keep_inputs)
 
-    model.eval()
+
+def read_digits(logits, pending: list[tuple[int, np.ndarray]], results: list[dict[str, Any]], top_k: int = 3,
+                batch_size: int = 256, keep_inputs: bool = False) -> list[dict[str, Any]]:
+    """Fill `results[index]` with the digit, confidence and top-k of each preprocessed 28×28 image."""
     k = max(1, min(top_k, 10))
     for start in range(0, len(pending), batch_size):
         chunk = pending[start:start + batch_size]
-        with torch.inference_mode():
-            probs = torch.softmax(model(torch.stack([t for _, t in chunk])).float(), dim=1)
-        p_top, d_top = probs.topk(k, dim=1)
-        for (index, tensor), ps, ds in zip(chunk, p_top.tolist(), d_top.tolist()):
-            results[index].update(digit=ds[0], confidence=ps[0], top=[[d, p] for d, p in zip(ds, ps)])
+        probs = softmax(logits(np.stack([image for _, image in chunk])[:, None]).astype(np.float64))
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        for (index, image), row, best in zip(chunk, probs, order):
+            top = [[int(d), float(row[d])] for d in best]
+            results[index].update(digit=top[0][0], confidence=top[0][1], top=top)
             if keep_inputs:
-                results[index]["input"] = tensor[0]
+                results[index]["input"] = image
     return results

@@ -1,0 +1,80 @@
+"""Reading digits on onnxruntime + numpy: no torch anywhere on this path.
+
+The shipped models come with an ONNX file beside their weights (`models/weights/<name>.onnx`, written and checked
+by `mnist-tiny export`); `mnist-tiny predict` and `serve` use it when onnxruntime is installed and no checkpoint of
+another kind was asked for.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mnist_tiny.errors import UserError
+
+Logits = Callable[[np.ndarray], np.ndarray]  # N×1×28×28 float32 in [0, 1] → N×10 logits
+
+
+def shipped_onnx(name: str) -> Path | None:
+    """The ONNX file shipped for a registry model (found without importing any model code), if there is one."""
+    if not name or "/" in name or ":" in name or name.endswith(".py"):
+        return None
+    path = Path(str(resources.files("mnist_tiny.models") / "weights" / f"{name}.onnx"))
+    return path if path.is_file() else None
+
+
+def have_onnxruntime() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None
+
+
+class OnnxReader:
+    """An ONNX file as a logits function; `meta` is the metadata `export` wrote into it."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        from mnist_tiny.errors import require_file
+
+        require_file(path, f"model {path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: its warnings are not the user's business
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for a broken file
+            raise UserError(f"model {path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:160]})")
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, 28, 28]:
+            raise UserError(f"model {path}: takes {[tuple(i.shape) for i in inputs]}, not one N×1×28×28 input")
+        self.input = inputs[0].name
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.path = Path(path)
+        self.name = self.meta.get("model", Path(path).stem)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def torch_logits(model) -> Logits:
+    """A torch model as a logits function on numpy arrays (the path for checkpoints and users' models)."""
+    import torch
+
+    model.eval()
+
+    def logits(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).float().numpy()
+
+    return logits
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

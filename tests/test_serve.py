@@ -1,0 +1,115 @@
+"""`mnist-tiny serve`: the JSON API through its test client, and the page in a real headless Chromium."""
+
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import REPO
+from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
+from mnist_tiny.embed.server import create_app
+
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="module")
+def client():
+    reader = OnnxReader(shipped_onnx("fast-11k"))
+    return TestClient(create_app(reader, "fast-11k", max_bytes=2 << 20, max_files=8))
+
+
+def test_predict_answers_as_the_command_does(client):
+    raw = client.post("/predict", content=(EXAMPLES / "pen-on-paper-3.jpg").read_bytes(),
+                      headers={"Content-Type": "image/jpeg"})
+    assert raw.status_code == 200 and raw.json()[0]["digit"] == 3
+    files = [("file", (p.name, p.read_bytes(), "image/png")) for p in
+             (EXAMPLES / "chalk-1.png", EXAMPLES / "marker-8.png", EXAMPLES / "tablet-4.png")]
+    many = client.post("/predict?top_k=2", files=files)
+    assert many.status_code == 200
+    assert [(r["file"], r["digit"], len(r["top"])) for r in many.json()] == [
+        ("chalk-1.png", 1, 2), ("marker-8.png", 8, 2), ("tablet-4.png", 4, 2)]
+    seen = client.post("/predict?input=true", files=[files[2]]).json()[0]["input"]
+    assert len(seen) == 28 and len(seen[0]) == 28
+    assert client.get("/health").json()["status"] == "ok" and client.get("/models").json()["model"] == "fast-11k"
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text and "http" not in page.text.split("<script>")[1]
+
+
+def test_bad_requests_are_4xx_with_a_reason_and_the_server_stays_up(client):
+    text = client.post("/predict", content=b"hello", headers={"Content-Type": "text/plain"})
+    assert text.status_code == 415 and "send an image" in text.json()["detail"]
+    junk = client.post("/predict", content=b"hello", headers={"Content-Type": "image/png"})
+    assert junk.status_code == 415 and "not an image" in junk.json()["detail"]
+    big = client.post("/predict", content=bytes(3 << 20), headers={"Content-Type": "image/png"})
+    assert big.status_code == 413 and "limit" in big.json()["detail"]
+    blank = client.post("/predict", content=(EXAMPLES / "blank-page.png").read_bytes(),
+                        headers={"Content-Type": "image/png"})
+    assert blank.status_code == 422 and "no digit" in blank.json()["detail"]
+    crowd = client.post("/predict", files=[("file", (f"{i}.png", b"x", "image/png")) for i in range(9)])
+    assert crowd.status_code == 413
+    mixed = client.post("/predict", files=[("file", ("a.png", b"junk", "image/png")),
+                                           ("file", ("b.png", (EXAMPLES / "marker-8.png").read_bytes(), "image/png"))])
+    assert mixed.status_code == 200 and "error" in mixed.json()[0] and mixed.json()[1]["digit"] == 8
+    assert client.post("/predict?top_k=11", content=b"x", headers={"Content-Type": "image/png"}).status_code == 422
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
+    """A real server process and a real headless Chromium: draw a 7 with mouse events, read the answer."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "the browser test needs Debian's chromium and chromium-driver (apt-get install)"
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mnist-tiny"), "serve", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,700"):
+        options.add_argument(flag)
+    options.binary_location = browser
+    page = None
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()
+                time.sleep(0.1)
+        page = webdriver.Chrome(service=Service(driver), options=options)
+        page.get(f"http://127.0.0.1:{port}/")
+        pad = page.find_element(By.ID, "pad")
+        strokes = ActionChains(page).move_to_element_with_offset(pad, 90 - 140, 60 - 140).click_and_hold()
+        for (x0, y0), (x1, y1) in (((90, 60), (200, 60)), ((200, 60), (130, 240))):
+            for _ in range(8):
+                strokes.move_by_offset((x1 - x0) / 8, (y1 - y0) / 8)
+        strokes.release().perform()
+        WebDriverWait(page, 30).until(lambda p: p.find_element(By.ID, "digit").text.strip() != "")
+        assert page.find_element(By.ID, "digit").text.strip() == "7"
+        assert "confident" in page.find_element(By.ID, "confidence").text
+        page.find_element(By.ID, "clear").click()
+        assert page.find_element(By.ID, "digit").text.strip() == ""
+    finally:
+        if page is not None:
+            page.quit()
+        server.terminate()
+        server.wait(timeout=30)
