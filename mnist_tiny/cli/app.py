@@ -551,15 +551,20 @@ def serve(
     checkpoint: Optional[Path] = typer.Option(None, help="An .onnx file or a checkpoint written by `train`."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port."),
+    workers: int = typer.Option(1, min=1, max=64, help="Server processes (an ONNX model: one per core pays)."),
 ) -> None:
     """Serve a draw-a-digit page at / and a JSON API (POST /predict, GET /models, /health, /docs)."""
     from mnist_tiny.embed.server import serve as run_server
     from mnist_tiny.ui.render import console
 
     name, reader = reader_for(checkpoint, model)
-    console.print(f"serving {name} on http://{host}:{port}/ (API docs at /docs) · Ctrl-C stops", highlight=False,
-                  soft_wrap=True)
-    run_server(reader, name, host, port)
+    source = str(reader.path) if hasattr(reader, "path") else None
+    if workers > 1 and source is None:
+        raise UserError("--workers above 1 serves an ONNX model (a shipped one, or --checkpoint FILE.onnx from "
+                        "`mnist-tiny export`)", 2)
+    console.print(f"serving {name} on http://{host}:{port}/ (API docs at /docs) · {workers} worker"
+                  f"{'s' if workers > 1 else ''} · Ctrl-C stops", highlight=False, soft_wrap=True)
+    run_server(reader, name, host, port, workers, source)
 
 
 @app.command()

@@ -112,7 +112,30 @@ async def _uploads(request: Request, max_bytes: int, max_files: int) -> list[tup
     return [("body", bytes(body))]
 
 
-def serve(reader, name: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(reader, name: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          source: str | None = None) -> None:
+    """Run the server. With several `workers` (processes, each its own reader) uvicorn builds the app in each of
+    them from `source`, an .onnx file."""
+    import os
+
     import uvicorn
 
-    uvicorn.run(create_app(reader, name), host=host, port=port, log_level="warning")
+    if workers == 1 or source is None:
+        uvicorn.run(create_app(reader, name), host=host, port=port, log_level="warning")
+        return
+    os.environ[SOURCE_ENV] = source
+    uvicorn.run("mnist_tiny.embed.server:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level="warning")
+
+
+SOURCE_ENV = "MNIST_TINY_SERVE_ONNX"
+
+
+def app_from_environment() -> FastAPI:
+    """For uvicorn's worker processes: the app over the ONNX file `serve` named in MNIST_TINY_SERVE_ONNX."""
+    import os
+
+    from mnist_tiny.embed.runtime import OnnxReader
+
+    reader = OnnxReader(os.environ[SOURCE_ENV], threads=1)
+    return create_app(reader, reader.name)
