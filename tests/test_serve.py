@@ -35,12 +35,25 @@ def test_predict_answers_as_the_command_does(client):
     assert many.status_code == 200
     assert [(r["file"], r["digit"], len(r["top"])) for r in many.json()] == [
         ("chalk-1.png", 1, 2), ("marker-8.png", 8, 2), ("tablet-4.png", 4, 2)]
+    from mnist_tiny.reader.predict import predict_files
+
+    command = predict_files(OnnxReader(shipped_onnx("fast-11k")), [EXAMPLES / "chalk-1.png", EXAMPLES / "marker-8.png",
+                                                                   EXAMPLES / "tablet-4.png"], top_k=2)
+    assert [(r["digit"], r["top"]) for r in command] == [(r["digit"], r["top"]) for r in many.json()]
     seen = client.post("/predict?input=true", files=[files[2]]).json()[0]["input"]
     assert len(seen) == 28 and len(seen[0]) == 28
     assert client.get("/health").json()["status"] == "ok" and client.get("/models").json()["model"] == "fast-11k"
     assert "/predict" in client.get("/openapi.json").json()["paths"]
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text and "http" not in page.text.split("<script>")[1]
+
+
+def test_a_30_mb_upload_is_refused_at_the_default_limit():
+    app = create_app(OnnxReader(shipped_onnx("fast-11k")), "fast-11k")
+    with TestClient(app) as plain:
+        big = plain.post("/predict", content=bytes(30 << 20), headers={"Content-Type": "image/png"})
+        assert big.status_code == 413 and "10,485,760" in big.json()["detail"]
+        assert plain.get("/health").status_code == 200
 
 
 def test_bad_requests_are_4xx_with_a_reason_and_the_server_stays_up(client):
@@ -66,6 +79,27 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _sixteen_clients(port: int, each: int = 8) -> None:
+    """A short load on the real server: 16 concurrent clients, every answer a 200 with a digit."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = (EXAMPLES / "tablet-4.png").read_bytes()
+
+    def client(_):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        codes = []
+        for _ in range(each):
+            conn.request("POST", "/predict", body, {"Content-Type": "image/png"})
+            response = conn.getresponse()
+            codes.append((response.status, b'"digit":4' in response.read()))
+        return codes
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = [c for codes in pool.map(client, range(16)) for c in codes]
+    assert answers == [(200, True)] * (16 * each)
 
 
 def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
@@ -108,6 +142,7 @@ def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
         assert "confident" in page.find_element(By.ID, "confidence").text
         page.find_element(By.ID, "clear").click()
         assert page.find_element(By.ID, "digit").text.strip() == ""
+        _sixteen_clients(port)
     finally:
         if page is not None:
             page.quit()
