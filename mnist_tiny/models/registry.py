@@ -2,7 +2,7 @@
 
 Modelled on torchvision's `models/_api.py` and timm's `_registry.py`: a decorator records a builder with its
 metadata (description, training recipe). Resolving a reference (a registry name, a user's file, a module),
-building the model and loading weights live one layer up, in `modelref` and `checkpoint`.
+building the model and loading weights live one layer up, in `refs` and `hub`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def register_model(name: str, description: str, recipe: dict[str, Any] | None = 
 
 
 def registered() -> dict[str, ModelSpec]:
-    """The models registered so far (`modelref.list_models` first imports the built-in ones)."""
+    """The models registered so far (`refs.list_models` first imports the built-in ones)."""
     return _REGISTRY
 
 

@@ -194,7 +194,7 @@ class Checkpoint:
     metrics: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    source: Any = None  # the resolved `modelref.ModelSource`
+    source: Any = None  # the resolved `models.refs.ModelSource`
     input_scaling: str = "unit"
 
 

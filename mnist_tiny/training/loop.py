@@ -6,7 +6,7 @@ request (SIGINT/SIGTERM) is honoured between batches: `last.pt` then records the
 epoch, and `--resume` replays the same data order, augmentation and dropout draws from there.
 
 With several processes (`torchrun`, or helpers forked on a multi-core CPU) every process walks the same batch
-order and trains on its own rows of each batch (gradients averaged: see `distributed.data_parallel`); metrics are
+order and trains on its own rows of each batch (gradients averaged: see `parallel.distributed.data_parallel`); metrics are
 summed across processes and only rank 0 writes files or reports progress.
 """
 
