@@ -38,6 +38,9 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             return JSONResponse({"detail": f"request body of {int(declared):,} bytes is over the limit of "
                                            f"{max_bytes:,}"}, status_code=413)
+        if declared is None and request.headers.get("content-type", "").startswith("multipart/"):
+            # A multipart body is parsed (and spooled) whole before its parts can be counted: its length first.
+            return JSONResponse({"detail": "a multipart upload needs a Content-Length header"}, status_code=411)
         return await call_next(request)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -74,8 +77,9 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
             if "input" in r:
                 r["input"] = [[round(float(v), 3) for v in row] for row in r["input"]]
         if all("error" in r for r in results):
-            unreadable = any(r["error"].startswith(("not an image", "cannot decode")) for r in results)
-            status = 415 if unreadable else 422
+            errors = [r["error"] for r in results]
+            status = (413 if any("too large" in e for e in errors) else
+                      415 if any(e.startswith(("not an image", "cannot decode")) for e in errors) else 422)
             return JSONResponse({"detail": results[0]["error"], "results": results}, status_code=status)
         return results
 
