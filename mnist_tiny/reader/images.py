@@ -210,12 +210,13 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray:
 def _border_plane(grey: np.ndarray) -> np.ndarray:
     """Least-squares plane a + b·x + c·y through the border pixels (where the paper is)."""
     h, w = grey.shape
-    ys, xs = np.mgrid[0:h, 0:w]
     edge = np.zeros((h, w), dtype=bool)
     edge[[0, -1], :] = edge[:, [0, -1]] = True
-    design = np.stack([np.ones(edge.sum()), xs[edge] / max(1, w - 1), ys[edge] / max(1, h - 1)], 1)
+    ys, xs = np.nonzero(edge)  # the border only: no full-size coordinate grids
+    design = np.stack([np.ones(len(xs)), xs / max(1, w - 1), ys / max(1, h - 1)], 1)
     coef, *_ = np.linalg.lstsq(design, grey[edge], rcond=None)
-    return coef[0] + coef[1] * xs / max(1, w - 1) + coef[2] * ys / max(1, h - 1)
+    x = np.arange(w)[None, :] * coef[1] / max(1, w - 1)
+    return coef[0] + x + np.arange(h)[:, None] * coef[2] / max(1, h - 1)
 
 
 def _ink_box(ink: np.ndarray, keep: float = 0.996) -> tuple[int, int, int, int] | None:
