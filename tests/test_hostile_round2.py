@@ -96,6 +96,10 @@ def test_resume_runs_with_the_recorded_processes_and_threads_unless_told(tmp_pat
     torch.save(state, tmp_path / "last.pt")
     s = _resume_settings(tmp_path / "last.pt", resolve_settings({}, environ={}), {})
     assert (s.processes, s.threads) == (2, 1)
+    state["resume"].update(processes=2, threads=10_000)  # a run from a far bigger machine: threads as usual here
+    torch.save(state, tmp_path / "big.pt")
+    s = _resume_settings(tmp_path / "big.pt", resolve_settings({}, environ={}), {})
+    assert (s.processes, s.threads) == (2, None)
     told = resolve_settings({"processes": 1}, environ={})
     assert _resume_settings(tmp_path / "last.pt", told, {"processes": 1}).processes == 1
     # the data where the run found it, when no other place is given and MNIST is still there

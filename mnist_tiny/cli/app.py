@@ -272,6 +272,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     continue on another path) and reads the data from where it did, if MNIST is still there."""
     from mnist_tiny.data.mnist import holds_mnist
     from mnist_tiny.models.refs import is_registry_name
+    from mnist_tiny.parallel.policy import usable_cores
     from mnist_tiny.settings import Settings
     from mnist_tiny.training.checkpoint import read_checkpoint, recorded_settings
 
@@ -292,10 +293,13 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     given = current.model_fields_set  # fields some source (flag, --set, env, config) gave
     keep = {k: getattr(current, k) for k in changeable if k in given or k not in saved}
     position = state.get("resume") if isinstance(state.get("resume"), dict) else {}
-    if "processes" not in given and "threads" not in given and isinstance(position.get("processes"), int):
-        keep["processes"] = position["processes"]
-        if isinstance(position.get("threads"), int):
-            keep["threads"] = position["threads"]
+    cores = usable_cores()
+    recorded_procs, recorded_threads = position.get("processes"), position.get("threads")
+    if ("processes" not in given and "threads" not in given and isinstance(recorded_procs, int)
+            and recorded_procs <= 4 * cores):  # on a smaller machine than the run's, the usual choice
+        keep["processes"] = recorded_procs
+        if isinstance(recorded_threads, int) and recorded_threads <= 4 * cores:
+            keep["threads"] = recorded_threads
     if "data_dir" not in given and not holds_mnist(saved.get("data_dir")):
         keep["data_dir"] = current.data_dir  # the recorded folder is gone: the usual default
     try:
