@@ -219,6 +219,16 @@ def resolve_settings(
         raise UserError(_describe(e, source), 2) from None
 
 
+def data_dir_for(current: Settings, recorded: Any) -> Path:
+    """Where to read MNIST for a run's checkpoint: the folder some source gave; else the one the run recorded, if
+    it still holds MNIST (a new shell without MNIST_TINY_DATA_DIR still finds it); else the default."""
+    from mnist_tiny.data.mnist import holds_mnist
+
+    if "data_dir" not in current.model_fields_set and holds_mnist(recorded):
+        return Path(recorded)
+    return current.data_dir
+
+
 def model_recipe(merged: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The recipe that applies: `recipe = NAME` borrows a registry model's; else the model's own."""
     from mnist_tiny.models.refs import get_spec, resolve

@@ -183,9 +183,9 @@ def train(
     """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
     from mnist_tiny.models.refs import is_registry_name
     from mnist_tiny.settings import Settings, resolve_settings
-    from mnist_tiny.training.signals import TrainingInterrupted
     from mnist_tiny.training.loop import train as run_training
     from mnist_tiny.training.rundir import run_name
+    from mnist_tiny.training.signals import TrainingInterrupted
     from mnist_tiny.ui import render
 
     named = {"model": model, "recipe": recipe, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
@@ -270,10 +270,9 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
 
     Unless told otherwise it runs as recorded (the same processes and threads: another split of each batch would
     continue on another path) and reads the data from where it did, if MNIST is still there."""
-    from mnist_tiny.data.mnist import holds_mnist
     from mnist_tiny.models.refs import is_registry_name
     from mnist_tiny.parallel.policy import usable_cores
-    from mnist_tiny.settings import Settings
+    from mnist_tiny.settings import Settings, data_dir_for
     from mnist_tiny.training.checkpoint import read_checkpoint, recorded_settings
 
     state = read_checkpoint(resume)
@@ -300,8 +299,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
         keep["processes"] = recorded_procs
         if isinstance(recorded_threads, int) and recorded_threads <= 4 * cores:
             keep["threads"] = recorded_threads
-    if "data_dir" not in given and not holds_mnist(saved.get("data_dir")):
-        keep["data_dir"] = current.data_dir  # the recorded folder is gone: the usual default
+    keep["data_dir"] = data_dir_for(current, saved.get("data_dir"))
     try:
         return Settings.model_validate({**saved, **keep})
     except Exception as e:

@@ -72,9 +72,3 @@ def torch_logits(model) -> Logits:
             return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).float().numpy()
 
     return logits
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_tiny import __version__
 from mnist_tiny.errors import UserError
-from mnist_tiny.reader.images import decode_image, _mnist_like
+from mnist_tiny.reader.images import _mnist_like, decode_image
 from mnist_tiny.reader.predict import read_digits
 
 MAX_BYTES = 10 << 20  # per request

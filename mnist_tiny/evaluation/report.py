@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mnist_tiny.data.mnist import holds_mnist, load_mnist, train_val_split
+from mnist_tiny.data.mnist import load_mnist, train_val_split
 from mnist_tiny.device import resolve_device
 from mnist_tiny.errors import UserError
 from mnist_tiny.evaluation.metrics import evaluate
 from mnist_tiny.fast import prepare
 from mnist_tiny.models.registry import count_params
-from mnist_tiny.settings import Settings
+from mnist_tiny.settings import Settings, data_dir_for
 from mnist_tiny.training.checkpoint import Checkpoint, recorded_settings
 
 
@@ -38,19 +38,10 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     return val if split == "val" else train
 
 
-def data_dir_of(loaded: Checkpoint, settings: Settings) -> Settings:
-    """Where no data folder was given, the one the checkpoint trained from, if MNIST is still there (a new shell
-    without MNIST_TINY_DATA_DIR then still finds it)."""
-    recorded = loaded.settings.get("data_dir")
-    if "data_dir" in settings.model_fields_set or not holds_mnist(recorded) or holds_mnist(settings.data_dir):
-        return settings
-    return settings.model_copy(update={"data_dir": Path(recorded)})
-
-
 def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report: Path | None = None) -> dict[str, Any]:
     if report is not None:
         check_report_dir(Path(report))
-    settings = data_dir_of(loaded, settings)
+    settings = settings.model_copy(update={"data_dir": data_dir_for(settings, loaded.settings.get("data_dir"))})
     device = resolve_device(settings.device)
     data = eval_split(loaded, settings, split)
     params = count_params(loaded.model)  # before `prepare_model` folds BatchNorm into the convs (fewer tensors)

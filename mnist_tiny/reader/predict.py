@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
-from mnist_tiny.embed.runtime import softmax
 from mnist_tiny.reader.images import to_mnist
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -79,3 +78,9 @@ def read_digits(logits, pending: list[tuple[int, np.ndarray]], results: list[dic
             if keep_inputs:
                 results[index]["input"] = image
     return results
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -27,13 +27,12 @@ from mnist_tiny.device import resolve_device
 from mnist_tiny.errors import UserError
 from mnist_tiny.evaluation.metrics import logits_for
 from mnist_tiny.fast import inference_copy
-from mnist_tiny.fast.memory import keep_freed_memory
 from mnist_tiny.models.refs import model_for
 from mnist_tiny.models.registry import count_params
 from mnist_tiny.parallel.distributed import World, barrier, local_processes, solo_threads
 from mnist_tiny.parallel.policy import planned_processes, threads_per_process
 from mnist_tiny.settings import Settings
-from mnist_tiny.training.loop import Run, check_model
+from mnist_tiny.training.loop import Run, model_source
 
 
 def _sync(device: torch.device) -> None:
@@ -44,7 +43,7 @@ def _sync(device: torch.device) -> None:
 def fast_pass(world: World, s: Settings, images: int, device: torch.device, train, test) -> dict[str, float]:
     """One epoch of `train`'s own loop (`Run.train_epoch`) over `images` training images, in each of its processes,
     then what `eval` does (rank 0 alone)."""
-    source, scaling = check_model(s)
+    source, scaling = model_source(s)
     run = Run(s, world, device, source, scaling, images)
     x_all, y_all = train.images.to(device), train.labels.to(device)
     order = torch.randperm(len(y_all), generator=torch.Generator().manual_seed(s.seed))[:images].to(device)
@@ -169,8 +168,6 @@ def bench(s: Settings, images: int = 25_600, baseline: bool = False, runs: int =
 
 
 if __name__ == "__main__":  # one benchmark process: PIPELINE IMAGES SETTINGS_JSON → JSON on stdout
-    if sys.argv[1] == "fast":  # as `mnist-tiny` does for itself (cli.main); the classic pipeline runs as it is
-        keep_freed_memory()
     try:
         print(json.dumps(one_pass(sys.argv[1], Settings.model_validate_json(sys.argv[3]), int(sys.argv[2]))))
     except UserError as e:

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from mnist_tiny.errors import UserError, require_file
+from mnist_tiny.training.rundir import write_atomic
 
 FORMAT = "mnist-tiny/1"
 
@@ -31,32 +31,8 @@ def versions() -> dict[str, str]:
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: a crash leaves the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the user's usual permissions
-        os.replace(tmp, path)
-    except OSError as e:
-        kept = " (the previous one is kept)" if path.exists() else ""
-        raise UserError(f"cannot write {path}: {e.strerror or e}{kept}") from None
-    except RuntimeError as e:  # torch's own writer reports a failed write as a RuntimeError
-        kept = " (the previous one is kept)" if path.exists() else ""
-        raise UserError(f"cannot write {path}: {_short(e)}{kept}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """`torch.save` through `rundir.write_atomic`: a crash or a full disk leaves the old file intact."""
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 # A tiny model's checkpoint is kilobytes; a user's state dict may be larger, never this large.

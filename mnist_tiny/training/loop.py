@@ -120,7 +120,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
         barrier(world)  # under torchrun: no process leaves while another still sends
         return summary
     splits = load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)  # before the fork: a download happens once
-    check_model(s)  # before the fork: a broken model is one error, not one per helper
+    model_source(s)  # before the fork: a broken model is one error, not one per helper
     with local_processes(processes, threads_per_process(s.threads, processes), _helper, s, resume, device,
                          splits) as world:
         return _train(s, reporter, resume, world, device, splits)
@@ -134,8 +134,9 @@ def _helper(world: World, s: Settings, resume: Path | None, device: torch.device
         pass
 
 
-def check_model(s: Settings):
-    """Resolve and probe the model before anything is written (a broken file must not leave a run directory)."""
+def model_source(s: Settings):
+    """(source, input scaling) of `s.model`, resolved and, for a user's model, probed (`refs.check_model`) before
+    anything is written: a broken file must not leave a run directory."""
     source = resolve(s.model)
     scaling = source.default_scaling if s.input_scaling == "auto" else s.input_scaling
     return source, scaling
@@ -268,7 +269,7 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
     if world.enabled and min(s.batch_size, n - (math.ceil(n / s.batch_size) - 1) * s.batch_size) < world.size:
         raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
                         f"{world.size} processes; choose another batch_size or subset", 2)
-    source, scaling = check_model(s)
+    source, scaling = model_source(s)
     run = Run(s, world, device, source, scaling, n)
     if state is not None:
         run.restore(state, resume)

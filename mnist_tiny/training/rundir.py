@@ -11,7 +11,7 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 from mnist_tiny.errors import UserError
 
@@ -128,16 +128,36 @@ def finished(state: dict[str, Any], epochs: int) -> bool:
     return position.get("epoch", 0) >= epochs and position.get("batch", 0) == 0
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write(file)` into a temporary file beside `path`, fsync, then rename: a crash or a full disk leaves the old
+    file as it was. A failure is one UserError naming the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the user's usual permissions
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's own writer reports a failed write as a RuntimeError
+        kept = " (the previous one is kept)" if path.exists() else ""
+        reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"cannot write {path}: {reason}{kept}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def rewrite_metrics(out: Path, history: list[dict[str, Any]]) -> None:
