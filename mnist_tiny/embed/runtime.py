@@ -26,6 +26,20 @@ def shipped_onnx(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def shipped_temperature(name: str) -> float:
+    """The temperature fitted on a shipped model's validation split (`evaluation.calibration`), from the JSON
+    beside its weights; 1.0 (raw softmax) when none was fitted."""
+    import json
+
+    path = shipped_onnx(name)
+    meta = path.with_suffix(".json") if path is not None else None
+    try:
+        value = json.loads(meta.read_text())["meta"].get("temperature", 1.0) if meta and meta.is_file() else 1.0
+    except (OSError, ValueError, KeyError, AttributeError):
+        return 1.0
+    return float(value) if isinstance(value, (int, float)) and 0.05 <= value <= 20 else 1.0
+
+
 def have_onnxruntime() -> bool:
     from importlib.util import find_spec
 

@@ -26,15 +26,16 @@ WORK_SIZE = 512
 MAX_PIPE_BYTES = 64 << 20
 
 
-def load_image(path: Path) -> np.ndarray:
+def load_image(path: Path, with_size: bool = False):
     """Decode an image file (or a pipe) to a 2-d float array in [0, 1] (dark = 0); every failure is a UserError
-    naming it."""
+    naming it. `with_size`: also the image's (width, height) as stored, for boxes in its own pixels."""
     path = Path(path)
     kind = require_file(path, str(path), pipes=True)
-    return decode_image(io.BytesIO(read_pipe(path, str(path), MAX_PIPE_BYTES)) if kind == "pipe" else path, str(path))
+    source = io.BytesIO(read_pipe(path, str(path), MAX_PIPE_BYTES)) if kind == "pipe" else path
+    return decode_image(source, str(path), with_size)
 
 
-def decode_image(source, label: str) -> np.ndarray:
+def decode_image(source, label: str, with_size: bool = False):
     """`load_image` for a path or a binary file object (an upload): the same limits, the same errors."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -45,10 +46,12 @@ def decode_image(source, label: str) -> np.ndarray:
                     raise UserError(f"{label}: {image.width}×{image.height} pixels is too large "
                                     f"(limit {MAX_PIXELS:,} pixels)")
                 image.seek(0)  # animated GIF/WebP: the first frame
+                size = image.size if image.getexif().get(0x0112, 1) < 5 else image.size[::-1]  # as it is shown
                 image.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced size directly
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)  # a copy would double the peak on a big photo
-                return to_grey(image)
+                grey = to_grey(image)
+                return (grey, size) if with_size else grey
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -170,18 +173,31 @@ def _normalise_array(array: np.ndarray) -> np.ndarray:
 
 
 def _mnist_like(grey: np.ndarray) -> np.ndarray:
+    ink = paper_to_ink(grey)
+    return np.zeros((28, 28), dtype=np.float32) if ink is None else centre_digit(ink)
+
+
+def paper_to_ink(grey: np.ndarray) -> np.ndarray | None:
+    """Grey in [0, 1] → ink in [0, 1] on a zero background (light on dark, as MNIST stores digits), or None for an
+    image without contrast (blank paper)."""
     grey = np.clip(np.nan_to_num(grey, nan=0.0), 0, 1)
     h, w = grey.shape
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if float(np.median(border)) > 0.5:  # dark ink on light paper → light ink on dark, as MNIST stores digits
         grey = 1 - grey
-    # Paper under uneven light is a slope, not a level: fit a plane to the border and subtract it.
+    # Paper under uneven light is a slope, not a level: fit a plane to the border and subtract it; a shadow is
+    # not a plane, so on a large enough image the paper's own local level is subtracted as well.
     ink = grey - _border_plane(grey)
+    ink = ink - _local_paper(ink)
     ink_level = float(box_mean_3x3(ink).max()) if min(h, w) >= 3 else float(ink.max())
     if ink_level < 0.1:
-        return np.zeros((28, 28), dtype=np.float32)  # no contrast: blank paper
+        return None  # no contrast: blank paper
     # Ink → 1; a margin above the paper level removes its texture and JPEG noise.
-    ink = np.clip((ink / ink_level - 0.25) / 0.75, 0, 1)
+    return np.clip((ink / ink_level - 0.25) / 0.75, 0, 1)
+
+
+def centre_digit(ink: np.ndarray) -> np.ndarray:
+    """Ink holding one digit → MNIST's 28×28: crop to the ink, longer side 20 px, centre of mass at the centre."""
     box = _ink_box(ink)
     if box is None:
         return np.zeros((28, 28), dtype=np.float32)
@@ -205,6 +221,25 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray:
     left = int(np.clip(round(14 - cx - 0.5), 0, 28 - size[1]))
     canvas[top:top + size[0], left:left + size[1]] = small
     return canvas
+
+
+def _local_paper(ink: np.ndarray) -> np.ndarray | float:
+    """What is left of the paper after the plane (a shadow is not a plane): in cells of an eighth of the
+    image, the 20th percentile (ink is the bright minority, so this is paper), averaged over each 3×3 block of
+    cells, kept where above zero, bilinear between cell centres. 0 on images under 96 pixels a side, where a
+    digit fills most cells."""
+    h, w = ink.shape
+    if min(h, w) < 96:
+        return 0.0
+    cell = max(12, min(h, w) // 8)
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.pad(ink, ((0, gh * cell - h), (0, gw * cell - w)), mode="edge")
+    cells = np.percentile(padded.reshape(gh, cell, gw, cell).transpose(0, 2, 1, 3).reshape(gh, gw, -1), 20, axis=2)
+    around = np.pad(cells, 1, mode="edge")
+    level = np.maximum(sum(around[dy:dy + gh, dx:dx + gw] for dy in range(3) for dx in range(3)) / 9, 0)
+    if level.max() < 0.03:
+        return 0.0
+    return resize_bilinear(level.astype(np.float32), (gh * cell, gw * cell))[:h, :w]
 
 
 def _border_plane(grey: np.ndarray) -> np.ndarray:

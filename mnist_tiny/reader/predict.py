@@ -5,13 +5,15 @@ A file that cannot be read becomes an `{"path", "error"}` entry; the other files
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
-from mnist_tiny.reader.images import to_mnist
+from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink
+from mnist_tiny.reader.segment import MAX_DIGITS, digit_height, find_digits, join, remove_lines, spans
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
 
@@ -45,38 +47,158 @@ def expand_inputs(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
     return expanded
 
 
+LOW_CONFIDENCE = 0.7  # a digit read with less (calibrated) confidence is flagged
+JOIN_COST = 1.0  # log-odds against reading separate blobs as one digit
+CUT_COST = 0.5  # and against cutting a connected blob (touching digits)
+
+
+@dataclass
+class Layout:
+    """Where the digits of one image may be: pieces of ink left to right, the runs of them that may each be one
+    digit (`spans`, with a 28×28 crop each), and the whole image as one digit (`crops[-1]`)."""
+
+    spans: list[tuple[int, int]]
+    crops: list[np.ndarray]
+    boxes: list[tuple[int, int, int, int]]  # per span, then the whole: top, bottom, left, right in the ink map
+    short: list[bool]  # per piece: too short to be a digit alone (a 5's bar, a dash, a speck)
+    blobs: list[int]  # per piece: the connected blob it was cut from
+    ink: np.ndarray | None = None
+    expect: str = "auto"
+
+    def cost(self, a: int, b: int, s: int) -> float:
+        """The prior against span a..b: separate blobs read as one digit need evidence, and so does a blob's
+        cut (where the span starts or ends inside a blob)."""
+        joins = len(set(self.blobs[a:b + 1])) - 1
+        cut = (a > 0 and self.blobs[a - 1] == self.blobs[a]) + (b < len(self.blobs) - 1 and self.blobs[b + 1] == self.blobs[b])
+        return JOIN_COST * joins + CUT_COST * cut / 2
+
+    def best(self, logp: np.ndarray) -> list[int]:
+        """The reading that the model finds likeliest: spans covering the pieces left to right (a short piece may
+        be left out), maximising the sum of each span's log-confidence. One span over every piece is the
+        whole image read as one digit; `expect="many"` asks for at least two."""
+        n = len(self.short)
+        if n == 0:
+            return [len(self.spans)]  # "one": the whole image
+        whole = len(self.spans)
+        best: list[tuple[float, list[int]] | None] = [(0.0, [])] + [None] * n
+        for j in range(1, n + 1):
+            options = []
+            if self.short[j - 1] and best[j - 1] is not None:
+                options.append(best[j - 1])
+            for s, (a, b) in enumerate(self.spans):
+                if b != j - 1 or best[a] is None or (a == b and self.short[a]):
+                    continue
+                if self.expect == "many" and a == 0 and b == n - 1:
+                    continue
+                score = logp[whole if (a == 0 and b == n - 1) else s] - self.cost(a, b, s)
+                options.append((best[a][0] + score, best[a][1] + [s]))
+            best[j] = max(options, key=lambda o: o[0]) if options else None
+        path = best[n][1] if best[n] is not None else []
+        return [whole] if len(path) == 1 and self.spans[path[0]] == (0, n - 1) else path
+
+
+def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str | None]:
+    """The possible digits of a grey image (see `Layout`), or None and the reason there is none.
+
+    `expect`: "auto" (one digit or a number, decided from the image), "one" (the whole image is one digit, as
+    before numbers were read), "many" (a number: a lone wide blob is cut into at least two digits)."""
+    ink = paper_to_ink(grey)
+    if ink is None:
+        return None, "no digit: a blank or uniform image"
+    if expect == "one":
+        box = _ink_box(ink) or (0, ink.shape[0], 0, ink.shape[1])
+        return Layout([], [centre_digit(ink)], [box], [], [], ink, expect), None
+    clean, removed = remove_lines(ink)
+    pieces, reason = find_digits(clean, expect, ruled=removed > 0)
+    if reason:
+        return None, reason
+    if len(pieces) > MAX_DIGITS:
+        return None, f"no number: {len(pieces)} separate marks (a number has at most {MAX_DIGITS} digits)"
+    height = digit_height(pieces)
+    runs = spans(pieces, height)
+    joined = [join(pieces[a:b + 1]) for a, b in runs]
+    crops = [centre_digit(p.ink) for p in joined] + [centre_digit(clean)]
+    everything = join(pieces).box
+    short = [p.box[1] - p.box[0] < 0.45 * height for p in pieces]
+    return Layout(runs, crops, [p.box for p in joined] + [everything], short, [p.blob for p in pieces], clean,
+                  expect), None
+
+
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
-                  batch_size: int = 256, keep_inputs: bool = False) -> list[dict[str, Any]]:
-    """Read each file's digit with `logits` (N×1×28×28 float32 → N×10: an ONNX session or a torch model, see
-    `embed.runtime`); a file that cannot be read is an entry with its error."""
+                  batch_size: int = 256, keep_inputs: bool = False, expect: str = "auto",
+                  temperature: float = 1.0) -> list[dict[str, Any]]:
+    """Read the digits in each file with `logits` (N×1×28×28 float32 → N×10: an ONNX session or a torch model,
+    see `embed.runtime`), confidences calibrated by `temperature`; a file that cannot be read is an entry with
+    its error, an image without a digit one with the reason."""
     results: list[dict[str, Any]] = []
-    pending: list[tuple[int, np.ndarray]] = []
+    found: list[tuple[int, list[np.ndarray], list[list[int]]]] = []
     for path, problem in expand_inputs(paths):
+        result: dict[str, Any] = {"path": str(path)}
         if problem is None:
             try:
-                image = to_mnist(path)
-                if not image.any():
-                    raise UserError(f"{path}: no digit found (blank or uniform image)")
-                pending.append((len(results), image))
+                grey, size = load_image(path, with_size=True)
+                locate_into(result, grey, size, found, len(results), expect, keep_inputs)
             except UserError as e:
                 problem = str(e).removeprefix(f"{path}: ")
-        results.append({"path": str(path), "error": problem} if problem else {"path": str(path)})
-    return read_digits(logits, pending, results, top_k, batch_size, keep_inputs)
+        if problem:
+            result["error"] = problem
+        results.append(result)
+    return read_digits(logits, found, results, top_k, batch_size, keep_inputs, temperature)
 
 
-def read_digits(logits, pending: list[tuple[int, np.ndarray]], results: list[dict[str, Any]], top_k: int = 3,
-                batch_size: int = 256, keep_inputs: bool = False) -> list[dict[str, Any]]:
-    """Fill `results[index]` with the digit, confidence and top-k of each preprocessed 28×28 image."""
+def locate_into(result: dict[str, Any], grey: np.ndarray, size: tuple[int, int], found: list, index: int,
+                expect: str = "auto", keep_inputs: bool = False) -> None:
+    """`locate` one image: its layout joins `found` for `read_digits`, or `result` gets the no-digit fields."""
+    layout, reason = locate(grey, expect)
+    if reason:
+        result.update(text="", digit=None, confidence=None, digits=[], reason=reason)
+        return
+    sy, sx = size[1] / grey.shape[0], size[0] / grey.shape[1]  # to the image's own pixels
+    boxes = [[round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)]
+             for top, bottom, left, right in layout.boxes]
+    found.append((index, layout, boxes))
+    if not keep_inputs:
+        layout.ink = None
+
+
+def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int = 3, batch_size: int = 256,
+                keep_inputs: bool = False, temperature: float = 1.0) -> list[dict[str, Any]]:
+    """Classify every candidate crop of `found` ((result index, Layout, boxes in the image's pixels)) in batches,
+    choose each image's reading (`Layout.best`) and fill in its result: `text` (the digits, left to right),
+    `digit` (a lone digit's value; null for several), `confidence` (the chance that the whole text is right: the
+    digits' product), `top` (a lone digit's top-k), `digits` (each with its box [x0, y0, x1, y1] in the image's
+    pixels and top-k), `low_confidence` (some digit under LOW_CONFIDENCE)."""
     k = max(1, min(top_k, 10))
-    for start in range(0, len(pending), batch_size):
-        chunk = pending[start:start + batch_size]
-        probs = softmax(logits(np.stack([image for _, image in chunk])[:, None]).astype(np.float64))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        for (index, image), row, best in zip(chunk, probs, order):
-            top = [[int(d), float(row[d])] for d in best]
-            results[index].update(digit=top[0][0], confidence=top[0][1], top=top)
-            if keep_inputs:
-                results[index]["input"] = image
+    flat = [(i, j) for i, (_, layout, _) in enumerate(found) for j in range(len(layout.crops))]
+    probs: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    for start in range(0, len(flat), batch_size):
+        chunk = flat[start:start + batch_size]
+        batch = np.stack([found[i][1].crops[j] for i, j in chunk])[:, None]
+        raw = logits(batch).astype(np.float64)
+        # The reading is chosen on the raw softmax (what the costs are in); confidences are the calibrated ones.
+        for key, sure, row in zip(chunk, softmax(raw).max(1), softmax(raw / temperature)):
+            probs[key] = sure, row
+    for i, (index, layout, boxes) in enumerate(found):
+        chosen = layout.best(np.log(np.array([probs[i, j][0] for j in range(len(layout.crops))]) + 1e-12))
+        rows = {j: probs[i, j][1] for j in chosen}
+        digits = []
+        for j in chosen:
+            best = np.argsort(-rows[j], kind="stable")[:k]
+            top = [[int(d), float(rows[j][d])] for d in best]
+            digits.append({"digit": top[0][0], "confidence": top[0][1], "box": boxes[j], "top": top,
+                           "low_confidence": top[0][1] < LOW_CONFIDENCE})
+        result = results[index]
+        if not digits:
+            result.update(text="", digit=None, confidence=None, digits=[], reason="no digit: only specks")
+            continue
+        result.update(text="".join(str(d["digit"]) for d in digits),
+                      digit=digits[0]["digit"] if len(digits) == 1 else None,
+                      confidence=float(np.prod([d["confidence"] for d in digits])),
+                      top=digits[0]["top"] if len(digits) == 1 else None, digits=digits,
+                      low_confidence=any(d["low_confidence"] for d in digits))
+        if keep_inputs:
+            result["inputs"] = [layout.crops[j] for j in chosen]
+            result["ink"], result["ink_boxes"] = layout.ink, [layout.boxes[j] for j in chosen]
     return results
 
 

@@ -1,0 +1,347 @@
+"""Find the digits in an ink map: ruled lines out, connected strokes grouped into digits, touching digits cut.
+
+The ink map is `images.paper_to_ink`'s: light ink on a zero background. Steps, each a function below:
+`remove_lines` (ruled or squared paper: long thin runs that repeat, with the strokes that cross them kept) →
+`components` (8-connected ink, by runs of pixels) → `group` (a digit's strokes overlap in x: a 5's bar, a 4 in
+two strokes) → `split_wide` (a group far wider than the digits' height is several touching digits, cut at the
+thinnest columns) → `no_digit_reason` (nothing digit-like: specks, texture, noise).
+All numpy, no torch and no OpenCV: a few milliseconds on the reader's ≤512-pixel working image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+THRESHOLD = 0.35  # ink above this is a stroke pixel (paper is 0, a stroke's core 1)
+LINE_THRESHOLD = 0.06  # and above this, part of a ruled line if it runs across the page
+MAX_DIGITS = 20  # more separate marks than this is writing or a drawing, not a number
+MAX_RUNS = 40_000  # more runs of ink than this in ≤512×512 pixels is texture or noise, not handwriting
+
+
+@dataclass
+class Piece:
+    """One digit: its box in the ink map (top, bottom, left, right; end-exclusive) and its ink alone."""
+
+    box: tuple[int, int, int, int]
+    ink: np.ndarray
+    blob: int = 0  # pieces cut from one connected blob share this
+
+
+def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """The pixels of `mask` lying in a horizontal run of at least `min_len` set pixels."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 1), dtype=bool)
+    padded[:, :w] = mask
+    flat = padded.ravel()
+    starts = flat & ~np.concatenate([[False], flat[:-1]])
+    run = np.cumsum(starts) * flat
+    keep = np.bincount(run) >= min_len
+    keep[0] = False
+    return keep[run].reshape(h, w + 1)[:, :w]
+
+
+def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
+    """Ruled lines along the rows of `mask`: ≥2 thin bands of long runs (or, if `lone`, one across the whole
+    width). A band is found on a mask widened by ±2 rows and closed over 2-pixel gaps, so a slightly tilted or
+    broken line counts; it is thin (a 7's bar in a tight crop is not a line)."""
+    h, w = mask.shape
+    if w < 64 or h < 16:
+        return np.zeros_like(mask)
+    wide = mask.copy()
+    wide[1:] |= mask[:-1]
+    wide[:-1] |= mask[1:]
+    wide[2:] |= mask[:-2]
+    wide[:-2] |= mask[2:]
+    closed = wide.copy()
+    for shift in (1, 2):
+        closed[:, shift:] |= wide[:, :-shift]
+    runs = long_runs(closed, int(0.4 * w))
+    row_cover = runs.sum(1) / w
+    bands = [(a, b) for a, b in _bands(row_cover >= 0.6) if b - a <= 0.03 * h + 5]
+    spans = [float(row_cover[a:b].max()) for a, b in bands]
+    if not (len(bands) >= 2 or (lone and bands and max(spans) >= 0.95)):
+        return np.zeros_like(mask)
+    lines = np.zeros_like(mask)
+    for a, b in bands:
+        lines[a:b] = runs[a:b] & mask[a:b]
+    return lines
+
+
+def _bands(rows: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], rows.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """Ink without ruled or squared paper's lines (rows and columns), and how many line pixels went. A stroke that
+    crosses a line is kept: a removed pixel takes the weaker of the ink just above and just below the line."""
+    mask = ink > LINE_THRESHOLD  # printed lines may be much fainter than the ink (blue rules, a red margin)
+    horizontal = _line_pixels(mask)
+    # One vertical line alone is a margin only on ruled paper; elsewhere it may be a tall 1.
+    vertical = _line_pixels(mask.T, lone=horizontal.any()).T
+    removed = horizontal | vertical
+    if not removed.any():
+        return ink, 0
+    out = np.where(removed, 0.0, ink)
+    # Across a horizontal line: the ink 1..4 rows above and below; across a vertical one, left and right.
+    for lines, axis in ((horizontal, 0), (vertical, 1)):
+        if lines.any():
+            before, after = _nearest(out, lines, axis, 1), _nearest(out, lines, axis, -1)
+            out = np.where(lines, np.minimum(before, after), out)
+    return out, int(removed.sum())
+
+
+def _nearest(ink: np.ndarray, lines: np.ndarray, axis: int, direction: int, reach: int = 4) -> np.ndarray:
+    best = np.zeros_like(ink)
+    for step in range(1, reach + 1):
+        shifted = np.roll(ink, direction * step, axis=axis)
+        gone = np.roll(lines, direction * step, axis=axis)
+        best = np.maximum(best, np.where(gone, 0.0, shifted))
+    return best
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """8-connected components as a label image (0 = background) and their count; None when the ink is so broken
+    up (more than MAX_RUNS runs) that it is texture or noise."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    step = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(step == 1)
+    _, ends = np.nonzero(step == -1)  # end-exclusive; the same row-major order as the starts
+    n = len(rows)
+    if n > MAX_RUNS:
+        return None
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = np.searchsorted(rows, np.arange(h + 1))
+    for r in range(1, h):
+        a, a_end, b, b_end = first[r - 1], first[r], first[r], first[r + 1]
+        while a < a_end and b < b_end:  # runs of row r-1 against runs of row r, left to right
+            if starts[a] <= ends[b] and starts[b] <= ends[a]:  # touching, diagonals included
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+            if ends[a] < ends[b]:
+                a += 1
+            else:
+                b += 1
+    roots = np.array([root(i) for i in range(n)], dtype=np.int64)
+    _, run_label = np.unique(roots, return_inverse=True)
+    labels = np.zeros((h, w), dtype=np.int32)
+    lengths = ends - starts
+    flat_start = rows * w + starts
+    # Paint each run with its label: a run's pixels are flat_start .. flat_start + length.
+    index = np.repeat(flat_start, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    labels.ravel()[index] = np.repeat(run_label + 1, lengths)
+    return labels, int(run_label.max()) + 1 if n else 0
+
+
+@dataclass
+class Blob:
+    labels: list[int]
+    top: int
+    bottom: int
+    left: int
+    right: int
+    mass: float
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def join(self, other: "Blob") -> "Blob":
+        return Blob(self.labels + other.labels, min(self.top, other.top), max(self.bottom, other.bottom),
+                    min(self.left, other.left), max(self.right, other.right), self.mass + other.mass)
+
+
+def blobs(ink: np.ndarray, labels: np.ndarray, count: int) -> list[Blob]:
+    flat = labels.ravel()
+    mass = np.bincount(flat, weights=ink.ravel(), minlength=count + 1)
+    h, w = labels.shape
+    ys = np.repeat(np.arange(h), w)
+    xs = np.tile(np.arange(w), h)
+    on = flat > 0
+    big = np.iinfo(np.int64).max
+    top = np.full(count + 1, big)
+    left = np.full(count + 1, big)
+    bottom = np.full(count + 1, -1)
+    right = np.full(count + 1, -1)
+    np.minimum.at(top, flat[on], ys[on])
+    np.maximum.at(bottom, flat[on], ys[on])
+    np.minimum.at(left, flat[on], xs[on])
+    np.maximum.at(right, flat[on], xs[on])
+    return [Blob([i], int(top[i]), int(bottom[i]) + 1, int(left[i]), int(right[i]) + 1, float(mass[i]))
+            for i in range(1, count + 1)]
+
+
+def group(parts: list[Blob]) -> list[Blob]:
+    """Join the strokes of one digit: blobs whose columns overlap by half the narrower one's width and that are
+    close above one another (a 5's bar, a 4 drawn in two strokes, a broken loop). Left to right; a sweep per pass, passes until nothing joins."""
+    joined = sorted(parts, key=lambda b: b.left)
+    while True:
+        out: list[Blob] = []
+        for b in joined:
+            # The blobs already placed whose columns reach into b's: at most a few near the end of the row.
+            for i in range(len(out) - 1, max(-1, len(out) - 4), -1):
+                a = out[i]
+                gap = max(a.top, b.top) - min(a.bottom, b.bottom)  # rows between them (< 0: side by side)
+                if (min(a.right, b.right) - max(a.left, b.left) >= 0.5 * min(a.width, b.width)
+                        and gap <= 0.3 * max(a.height, b.height)):
+                    out[i] = a.join(b)
+                    break
+            else:
+                out.append(b)
+        if len(out) == len(joined):
+            return sorted(out, key=lambda b: b.left)
+        joined = sorted(out, key=lambda b: b.left)
+
+
+def cuts(blob: Blob, ink: np.ndarray, digit_height: float, pieces: int | None = None) -> list[tuple[int, int]]:
+    """Column ranges of a blob that may hold touching digits: the blob whole if it is no wider than 0.6 of the
+    digit height, else cut at each place its ink is locally thinnest (up to 5; at least 0.2 heights from either
+    end). The reader decides with the model which cuts to keep. `pieces`: cut it into that many at least."""
+    width, height = blob.width, max(blob.height, digit_height)
+    if pieces is None and width <= 0.6 * height:
+        return [(blob.left, blob.right)]
+    profile = ink[blob.top:blob.bottom, blob.left:blob.right].sum(0)
+    profile = np.convolve(profile, np.ones(5) / 5, mode="same")
+    reach, margin = max(1, int(0.08 * height)), int(0.2 * height)
+    candidates = [x for x in range(margin, width - margin)
+                  if profile[x] <= profile[max(0, x - reach):x + reach + 1].min()]
+    keep: list[int] = []
+    for x in sorted(candidates, key=lambda x: profile[x]):  # the thinnest first, none closer than `reach`
+        if all(abs(x - k) > reach for k in keep) and len(keep) < 5:
+            keep.append(x)
+    if pieces is not None and len(keep) < pieces - 1:  # asked for more: evenly spaced cuts as well
+        keep += [int(k * width / pieces) for k in range(1, pieces)]
+    edges = [0] + sorted(set(keep)) + [width]
+    return [(blob.left + a, blob.left + b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def one_row(groups: list[Blob]) -> tuple[list[Blob], list[Blob]]:
+    """The groups along the row of the tallest ones (each with half its height inside the row's band), and the
+    digit-sized ones off it. A number is one row; marks above and below it are texture, or another line."""
+    height = float(np.median([g.height for g in groups]))
+    core = [g for g in groups if g.height >= 0.6 * height]
+    centre = float(np.median([(g.top + g.bottom) / 2 for g in core]))
+    band = (centre - 0.6 * height, centre + 0.6 * height)
+    row, off = [], []
+    for g in groups:
+        inside = min(g.bottom, band[1]) - max(g.top, band[0])
+        (row if inside >= 0.5 * min(g.height, height) else off).append(g)
+    return row, [g for g in off if g.height >= 0.5 * height]
+
+
+def digit_height(pieces: list[Piece]) -> float:
+    """The height of the row's digits: the median over the pieces at least half as tall as the tallest."""
+    heights = [p.box[1] - p.box[0] for p in pieces]
+    return float(np.median([v for v in heights if v >= 0.5 * max(heights)]))
+
+
+def spans(pieces: list[Piece], height: float, most: int = 4) -> list[tuple[int, int]]:
+    """Runs i..j of neighbouring pieces that may be one digit: pieces cut from one blob (the cut may be wrong),
+    or separate blobs close together (gaps of at most 0.12 of the digit height) and, joined, no wider than 1.25
+    heights (a broken 0, a 5 whose bar stands apart). Every piece alone is one; the reader chooses with the
+    model."""
+    out = []
+    for i in range(len(pieces)):
+        out.append((i, i))
+        left, right = pieces[i].box[2], pieces[i].box[3]
+        for j in range(i + 1, min(len(pieces), i + most)):
+            same = pieces[j].blob == pieces[i].blob
+            if not same and pieces[j].box[2] - right > 0.12 * height:
+                break
+            right = max(right, pieces[j].box[3])
+            if right - left > 1.25 * height and not (same and _whole_blob(pieces, i, j)):
+                if same:
+                    continue  # too wide for a digit, but the whole blob further on may be one
+                break
+            out.append((i, j))
+    return out
+
+
+def _whole_blob(pieces: list[Piece], i: int, j: int) -> bool:
+    """Pieces i..j are all of their blob (the blob uncut, however wide)."""
+    blob = pieces[i].blob
+    return (i == 0 or pieces[i - 1].blob != blob) and (j == len(pieces) - 1 or pieces[j + 1].blob != blob)
+
+
+def join(pieces: list[Piece]) -> Piece:
+    """Several pieces as one: their boxes' union, each piece's own ink in it."""
+    top = min(p.box[0] for p in pieces)
+    bottom = max(p.box[1] for p in pieces)
+    left = min(p.box[2] for p in pieces)
+    right = max(p.box[3] for p in pieces)
+    if len(pieces) == 1:
+        return pieces[0]
+    ink = np.zeros((bottom - top, right - left))
+    for p in pieces:
+        t, b, le, r = p.box
+        region = ink[t - top:b - top, le - left:r - left]
+        np.maximum(region, p.ink, out=region)
+    return Piece((top, bottom, left, right), ink)
+
+
+def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> tuple[list[Piece], str | None]:
+    """The digits of an ink map, left to right, each with its own ink (neighbours masked out); or no pieces and
+    the reason there is no digit. `expect`: "auto", or "many" to cut a lone wide blob into at least two.
+    `ruled`: lines were removed from this ink."""
+    mask = ink > THRESHOLD
+    if not mask.any():
+        return [], "no ink left once the paper and its lines are removed"
+    found = components(mask)
+    if found is None:
+        return [], "no digit: ink all over the image (noise or texture)"
+    labels, count = found
+    parts = blobs(ink, labels, count)
+    h, w = ink.shape
+    biggest = max(b.mass for b in parts)
+    tall = max(b.height for b in parts)
+    # Specks (dust, JPEG noise, grain) carry almost no ink; what they carry in all says how noisy the image is.
+    strokes = [b for b in parts if b.mass >= 0.02 * biggest or b.height >= 0.25 * tall]
+    if len(strokes) > 4 * MAX_DIGITS:
+        return [], "no digit: ink all over the image (noise or texture)"
+    least = max(6.0, 0.04 * h)  # a digit smaller than this is not one a photo of a number holds
+    digits = [g for g in group(strokes) if (g.mass >= 0.08 * biggest or g.height >= 0.4 * tall) and g.height >= least]
+    if not digits:
+        return [], "no digit: only specks"
+    kept = sum(g.mass for g in digits) / sum(b.mass for b in parts)
+    if kept < 0.6:
+        return [], "no digit: the ink is scattered specks (noise or texture)"
+    if any(g.width >= 0.97 * w and g.height >= 0.97 * h for g in digits) and mask.mean() > 0.3:
+        return [], "no digit: ink all over the image (noise or texture)"
+    if ruled:  # what reaches from edge to edge on ruled paper is what is left of a line, not a digit
+        digits = [g for g in digits if g.height < 0.97 * h and g.width < 0.97 * w]
+        if not digits:
+            return [], "no digit: only ruled lines"
+    if sum(g.height >= 0.97 * h for g in digits) >= 3:
+        return [], "no digit: stripes from edge to edge (a texture)"
+    digits, elsewhere = one_row(digits)
+    if elsewhere:
+        return [], "no number: marks in several rows (a number is read along one row)"
+    height = float(np.median([g.height for g in digits]))
+    pieces: list[Piece] = []
+    for number, g in enumerate(digits):
+        want = 2 if expect == "many" and len(digits) == 1 and g.width > 0.6 * g.height else None
+        mine = np.isin(labels[g.top:g.bottom, g.left:g.right], g.labels)
+        for left, right in cuts(g, ink, height, want):
+            own = np.where(mine[:, left - g.left:right - g.left], ink[g.top:g.bottom, left:right], 0.0)
+            rows = np.flatnonzero(own.max(1) > THRESHOLD)
+            if len(rows) == 0:
+                continue
+            top, bottom = g.top + int(rows[0]), g.top + int(rows[-1]) + 1
+            pieces.append(Piece((top, bottom, left, right), own[rows[0]:rows[-1] + 1], number))
+    return pieces, None if pieces else "no digit: only specks"

@@ -1,0 +1,105 @@
+"""How well the reader reads whole numbers and refuses non-digits, on generated photo-like images.
+
+    MNIST_TINY_DATA_DIR=../shared/data python tests/reader_eval.py --seed 1000 --count 40 --hidden
+
+The tests use MNIST test digits 0–4,999 and seeds below 1,000; `--hidden` draws digits 5,000–9,999 with the seed
+given, so a hidden set's writers and images are ones the tests (and the tuning) never saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from numbergen import no_digit_images, number_image  # noqa: E402
+
+STYLES = {  # name → (handwriting, paper, shadow, gaps)
+    "mnist-tinted": ("mnist", "tinted", False, (0.05, 0.5)),
+    "mnist-close": ("mnist", "tinted", False, (-0.08, 0.1)),
+    "mnist-ruled": ("mnist", "ruled", False, (0.0, 0.4)),
+    "mnist-squared-shadow": ("mnist", "squared", True, (0.0, 0.4)),
+    "drawn-tinted": ("drawn", "tinted", False, (0.0, 0.5)),
+    "drawn-ruled-shadow": ("drawn", "ruled", True, (-0.05, 0.3)),
+}
+
+
+def mnist_pool(data_dir: str, hidden: bool) -> dict[int, list[np.ndarray]]:
+    from mnist_tiny.data.mnist import load_mnist
+
+    test = load_mnist(Path(data_dir), False)["test"]
+    span = slice(5000, 10000) if hidden else slice(0, 5000)
+    images, labels = test.images[span].numpy(), test.labels[span].numpy()
+    return {d: list(images[labels == d]) for d in range(10)}
+
+
+def write_set(folder: Path, seed: int, count: int, pool, lengths=(2, 6)) -> list[tuple[Path, str]]:
+    rng = np.random.default_rng(seed)
+    made = []
+    for style, (hand, paper, shadow, gaps) in STYLES.items():
+        for i in range(count):
+            digits = [int(d) for d in rng.integers(0, 10, int(rng.integers(lengths[0], lengths[1] + 1)))]
+            text = "".join(map(str, digits))
+            path = folder / f"{style}-{i:03d}-{text}.jpg"
+            number_image(digits, rng, pool if hand == "mnist" else None, paper, shadow, gaps).save(
+                path, quality=int(rng.integers(70, 92)))
+            made.append((path, text))
+    return made
+
+
+def score(made, logits, temperature=1.0, expect="auto"):
+    from mnist_tiny.reader.predict import predict_files
+
+    results = predict_files(logits, [p for p, _ in made], expect=expect, temperature=temperature)
+    by_style: dict[str, list[bool]] = {}
+    wrong = []
+    for (path, text), r in zip(made, results):
+        ok = r.get("text") == text
+        by_style.setdefault(path.name.rsplit("-", 2)[0], []).append(ok)
+        if not ok:
+            wrong.append((path.name, r.get("text"), r.get("reason") or r.get("error")))
+    return by_style, wrong
+
+
+def main() -> None:
+    import os
+
+    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx, shipped_temperature
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--count", type=int, default=40, help="numbers per style")
+    parser.add_argument("--hidden", action="store_true")
+    parser.add_argument("--model", default="fast-11k")
+    parser.add_argument("--keep", type=Path)
+    args = parser.parse_args()
+    reader = OnnxReader(shipped_onnx(args.model))
+    temperature = shipped_temperature(args.model)
+    pool = mnist_pool(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data"), args.hidden)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        made = write_set(folder, args.seed, args.count, pool)
+        by_style, wrong = score(made, reader, temperature)
+        blanks = no_digit_images(np.random.default_rng(args.seed))
+        for name, image in blanks.items():
+            image.save(folder / f"none-{name}.png")
+        from mnist_tiny.reader.predict import predict_files
+
+        refused = predict_files(reader, [folder / f"none-{n}.png" for n in blanks], temperature=temperature)
+    total = [ok for oks in by_style.values() for ok in oks]
+    report = {"model": args.model, "seed": args.seed, "hidden": args.hidden,
+              "numbers_exact": sum(total) / len(total), "numbers": len(total),
+              "by_style": {k: sum(v) / len(v) for k, v in by_style.items()},
+              "no_digit_read_as_digit": [r["path"].rsplit("/", 1)[-1] for r in refused if r.get("text")],
+              "wrong": wrong[:40]}
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
