@@ -52,10 +52,10 @@ def write_set(folder: Path, seed: int, count: int, pool, lengths=(2, 6)) -> list
     return made
 
 
-def score(made, logits, temperature=1.0, expect="auto"):
+def score(made, logits, expect="auto"):
     from mnist_tiny.reader.predict import predict_files
 
-    results = predict_files(logits, [p for p, _ in made], expect=expect, temperature=temperature)
+    results = predict_files(logits, [p for p, _ in made], expect=expect)
     by_style: dict[str, list[bool]] = {}
     wrong = []
     for (path, text), r in zip(made, results):
@@ -69,7 +69,7 @@ def score(made, logits, temperature=1.0, expect="auto"):
 def main() -> None:
     import os
 
-    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx, shipped_temperature
+    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=1000)
@@ -79,19 +79,18 @@ def main() -> None:
     parser.add_argument("--keep", type=Path)
     args = parser.parse_args()
     reader = OnnxReader(shipped_onnx(args.model))
-    temperature = shipped_temperature(args.model)
     pool = mnist_pool(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data"), args.hidden)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         made = write_set(folder, args.seed, args.count, pool)
-        by_style, wrong = score(made, reader, temperature)
+        by_style, wrong = score(made, reader)
         blanks = no_digit_images(np.random.default_rng(args.seed))
         for name, image in blanks.items():
             image.save(folder / f"none-{name}.png")
         from mnist_tiny.reader.predict import predict_files
 
-        refused = predict_files(reader, [folder / f"none-{n}.png" for n in blanks], temperature=temperature)
+        refused = predict_files(reader, [folder / f"none-{n}.png" for n in blanks])
     total = [ok for oks in by_style.values() for ok in oks]
     report = {"model": args.model, "seed": args.seed, "hidden": args.hidden,
               "numbers_exact": sum(total) / len(total), "numbers": len(total),

@@ -89,8 +89,11 @@ def test_table_output_show_and_top_k(tmp_path, digits):
     assert str(digits[1][0]) in result.stdout and "%" in result.stdout
     assert "the 28×28 the model saw" in result.stdout and "@@" in result.stdout
     data = json.loads(CliRunner().invoke(app, ["predict", str(path), "--json", "--top-k", "4"]).stdout)
-    assert set(data[0]) == {"path", "digit", "confidence", "top"} and len(data[0]["top"]) == 4
+    assert set(data[0]) == {"path", "text", "digit", "confidence", "top", "digits", "low_confidence"}
+    assert len(data[0]["top"]) == 4 and data[0]["text"] == str(data[0]["digit"]) and len(data[0]["digits"]) == 1
     assert abs(sum(p for _, p in data[0]["top"]) - 1) < 0.5 and data[0]["top"][0][1] == data[0]["confidence"]
+    x0, y0, x1, y1 = data[0]["digits"][0]["box"]  # in the image's own pixels
+    assert 0 <= x0 < x1 <= 28 and 0 <= y0 < y1 <= 28 and (x1 - x0) * (y1 - y0) > 50
 
 
 def test_preprocess_matches_mnist_on_mnist_digits(digits):

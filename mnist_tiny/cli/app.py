@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from mnist_tiny.choices import Count, Device, ExportFormat, Optimizer, Scheduler, Sort, Split
+from mnist_tiny.choices import Count, Device, Expect, ExportFormat, Optimizer, Scheduler, Sort, Split
 from mnist_tiny.errors import UserError
 
 
@@ -467,7 +467,7 @@ def reader_for(checkpoint: Optional[Path], model: Optional[str]):
         reader = OnnxReader(shipped)
         return reader.name, reader
     loaded = _load(checkpoint, model)
-    return loaded.name, torch_logits(loaded.model)
+    return loaded.name, torch_logits(loaded.model, loaded.raw.get("temperature"))
 
 
 @app.command()
@@ -518,27 +518,33 @@ def predict(
     images: List[Path] = typer.Argument(..., help="Image files or directories of images.", show_default=False),
     checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
-    top_k: int = typer.Option(3, "--top-k", min=1, max=10, help="How many candidates to show."),
-    show: bool = typer.Option(False, "--show", help="Also draw the 28×28 image the model saw."),
+    expect: Expect = typer.Option("auto", help="What an image holds: auto decides; one digit; many (a number)."),
+    top_k: int = typer.Option(3, "--top-k", min=1, max=10, help="How many candidates to show per digit."),
+    show: bool = typer.Option(False, "--show", help="Also draw the digits found and the 28×28s the model saw."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """Read the digit in each image (PNG, JPEG, BMP, GIF, WebP…, any size, dark-on-light or light-on-dark)."""
+    """Read the digit, or the number, in each image (PNG, JPEG, BMP, GIF, WebP…, any size, dark-on-light or
+    light-on-dark, plain, ruled or squared paper).
+
+    Exit 1 when a file cannot be read, or when no image held a digit."""
     from mnist_tiny.reader.predict import predict_files
 
     name, logits = reader_for(checkpoint, model)
-    results = predict_files(logits, images, top_k=top_k, keep_inputs=show and not json_out)
+    results = predict_files(logits, images, top_k=top_k, keep_inputs=show and not json_out, expect=expect)
     if json_out:
         _print_json(results)
     else:
         from mnist_tiny.ui.render import predict_table
 
         predict_table(results, name, show)
-    failed = [r for r in results if "error" in r]
-    if failed:
-        from mnist_tiny.ui.render import error
+    from mnist_tiny.ui.render import error
 
-        for r in failed:
-            error(f"{r['path']}: {r['error']}")
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        error(f"{r['path']}: {r['error']}")
+    if not any(r.get("text") for r in results) and len(failed) < len(results):
+        error("no digit was read in " + ("this image" if len(results) == 1 else f"any of the {len(results)} images"))
+    if failed or not any(r.get("text") for r in results):
         raise typer.Exit(1)
 
 

@@ -34,10 +34,10 @@ def shipped_temperature(name: str) -> float:
     path = shipped_onnx(name)
     meta = path.with_suffix(".json") if path is not None else None
     try:
-        value = json.loads(meta.read_text())["meta"].get("temperature", 1.0) if meta and meta.is_file() else 1.0
+        value = json.loads(meta.read_text())["meta"].get("temperature") if meta and meta.is_file() else None
     except (OSError, ValueError, KeyError, AttributeError):
         return 1.0
-    return float(value) if isinstance(value, (int, float)) and 0.05 <= value <= 20 else 1.0
+    return _temperature(value)
 
 
 def have_onnxruntime() -> bool:
@@ -70,13 +70,18 @@ class OnnxReader:
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.path = Path(path)
         self.name = self.meta.get("model", Path(path).stem)
+        # Fitted on the model's validation split: written into the file by `export`, or beside a shipped one.
+        self.temperature = _temperature(self.meta.get("temperature"))
+        if "temperature" not in self.meta and shipped_onnx(self.path.stem) == self.path:
+            self.temperature = shipped_temperature(self.path.stem)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def torch_logits(model) -> Logits:
-    """A torch model as a logits function on numpy arrays (the path for checkpoints and users' models)."""
+def torch_logits(model, temperature=None) -> Logits:
+    """A torch model as a logits function on numpy arrays (the path for checkpoints and users' models); its
+    `temperature` is the checkpoint's, fitted on validation when training finished (1.0 if none)."""
     import torch
 
     model.eval()
@@ -85,4 +90,14 @@ def torch_logits(model) -> Logits:
         with torch.inference_mode():
             return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).float().numpy()
 
+    logits.temperature = _temperature(temperature)
     return logits
+
+
+def _temperature(value) -> float:
+    """A recorded temperature, if it is a sane one; else 1.0 (the raw softmax)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return value if 0.05 <= value <= 20 else 1.0

@@ -2,11 +2,13 @@
 
     GET  /          the page: draw with mouse, pen or finger, or upload a photo; top-k bars while drawing
     POST /predict   multipart field `file` (one or several) or a raw image body → the fields of `predict --json`
+                    (?top_k=3, ?expect=auto|one|many, ?input=true for the 28×28 crops the model saw)
     GET  /models    the models this server can read with     GET /health    liveness
     GET  /docs      OpenAPI (FastAPI's own)
 
 Every asset is served by the package (no CDN). Bad requests are 4xx with a JSON `detail`; a request body is
-bounded (413 beyond `max_bytes` or `max_files`) and an unreadable image is a 415, after which the server goes on.
+bounded (413 beyond `max_bytes` or `max_files`), an unreadable image is a 415 and an image without a digit a 422
+with the reason, after which the server goes on.
 """
 
 import io
@@ -18,8 +20,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_tiny import __version__
 from mnist_tiny.errors import UserError
-from mnist_tiny.reader.images import _mnist_like, decode_image
-from mnist_tiny.reader.predict import read_digits
+from mnist_tiny.reader.images import decode_image
+from mnist_tiny.reader.predict import locate_into, read_digits
 
 MAX_BYTES = 10 << 20  # per request
 MAX_FILES = 64
@@ -27,7 +29,8 @@ IMAGE_TYPES = ("image/", "application/octet-stream")
 
 
 def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> FastAPI:
-    """The ASGI app reading digits with `reader` (N×1×28×28 float32 → N×10 logits, e.g. `OnnxReader`)."""
+    """The ASGI app reading digits and numbers with `reader` (N×1×28×28 float32 → N×10 logits, e.g.
+    `OnnxReader`; its `temperature` calibrates the confidences)."""
     app = FastAPI(title="mnist-tiny", version=__version__,
                   description="Read handwritten digits: POST an image to /predict, or draw one at /.")
     page = (resources.files("mnist_tiny.embed") / "static" / "index.html").read_text(encoding="utf-8")
@@ -56,31 +59,37 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         return {"model": name, "input": "N×1×28×28 float32 in [0, 1] (images are preprocessed as MNIST was made)"}
 
     @app.post("/predict")
-    async def predict(request: Request, top_k: int = 3, input: bool = False) -> list[dict[str, Any]]:
+    async def predict(request: Request, top_k: int = 3, input: bool = False,
+                      expect: str = "auto") -> list[dict[str, Any]]:
         if not 1 <= top_k <= 10:
             raise HTTPException(422, "top_k: between 1 and 10")
+        if expect not in ("auto", "one", "many"):
+            raise HTTPException(422, "expect: auto, one or many")
         uploads = await _uploads(request, max_bytes, max_files)
         results: list[dict[str, Any]] = []
-        pending = []
+        found: list = []
         for label, data in uploads:
+            result: dict[str, Any] = {"file": label}
             try:
-                grey = decode_image(io.BytesIO(data), label)
-                image = _mnist_like(grey).astype("float32")
-                if not image.any():
-                    raise UserError(f"{label}: no digit found (blank or uniform image)")
-                pending.append((len(results), image))
-                results.append({"file": label})
+                grey, size = decode_image(io.BytesIO(data), label, with_size=True)
+                locate_into(result, grey, size, found, len(results), expect, keep_inputs=input)
             except UserError as e:
-                results.append({"file": label, "error": str(e).removeprefix(f"{label}: ")})
-        read_digits(reader, pending, results, top_k, keep_inputs=input)
+                result["error"] = str(e).removeprefix(f"{label}: ")
+            results.append(result)
+        read_digits(reader, found, results, top_k, keep_inputs=input)
         for r in results:
-            if "input" in r:
-                r["input"] = [[round(float(v), 3) for v in row] for row in r["input"]]
+            r.pop("ink", None), r.pop("ink_boxes", None)
+            if "inputs" in r:
+                r["inputs"] = [[[round(float(v), 3) for v in row] for row in crop] for crop in r["inputs"]]
+                r["input"] = r["inputs"][0]
         if all("error" in r for r in results):
             errors = [r["error"] for r in results]
             status = (413 if any("too large" in e for e in errors) else
                       415 if any(e.startswith(("not an image", "cannot decode")) for e in errors) else 422)
             return JSONResponse({"detail": results[0]["error"], "results": results}, status_code=status)
+        if not any(r.get("text") for r in results):
+            reason = next(r["reason"] for r in results if "reason" in r)
+            return JSONResponse({"detail": reason, "results": results}, status_code=422)
         return results
 
     return app

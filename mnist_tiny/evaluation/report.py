@@ -49,12 +49,38 @@ def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report
     result = {"model": loaded.name, "params": params, "checkpoint": str(loaded.path),
               "split": split, **result}
     if report is not None:
+        result["calibration"] = calibration(loaded, settings, split, data, device)
         write_report(result, data.images, Path(report))
         result["report"] = str(report)
     return result
 
 
-REPORT_FILES = ("confusion.png", "errors.png", "metrics.json")
+def calibration(loaded: Checkpoint, settings: Settings, split: str, data, device) -> dict[str, Any]:
+    """The split's reliability with the raw softmax and with the checkpoint's temperature (recorded when its
+    training finished; else fitted now on its own validation split, never on the split being scored)."""
+    from mnist_tiny.evaluation.calibration import fit_temperature, reliability
+    from mnist_tiny.evaluation.metrics import logits_for
+    from mnist_tiny.reader.predict import softmax
+
+    model = prepare(loaded.model, device)
+    logits = logits_for(model, data.images, device, settings.eval_batch_size).double().numpy()
+    labels = data.labels.numpy()
+    out: dict[str, Any] = {"raw": reliability(softmax(logits), labels)}
+    temperature, source = loaded.raw.get("temperature"), "recorded in the checkpoint (fitted on its validation split)"
+    if not isinstance(temperature, (int, float)) and split != "val":
+        try:
+            val = eval_split(loaded, settings, "val")
+            val_logits = logits_for(model, val.images, device, settings.eval_batch_size).double().numpy()
+            temperature, source = fit_temperature(val_logits, val.labels.numpy()), "fitted now on its validation split"
+        except UserError:
+            temperature = None
+    if isinstance(temperature, (int, float)):
+        out.update(temperature=float(temperature), temperature_source=source,
+                   calibrated=reliability(softmax(logits / temperature), labels))
+    return out
+
+
+REPORT_FILES = ("confusion.png", "errors.png", "reliability.png", "metrics.json")
 
 
 def check_report_dir(out: Path) -> None:
@@ -68,11 +94,15 @@ def check_report_dir(out: Path) -> None:
 
 
 def write_report(result: dict[str, Any], images, out: Path) -> None:
-    from mnist_tiny.ui.plots import confusion_heatmap, error_grid
+    from mnist_tiny.ui.plots import confusion_heatmap, error_grid, reliability_diagram
 
     check_report_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     title = f"{result['model']} · {result['split']} · accuracy {100 * result['accuracy']:.2f}% ({result['errors']} errors)"
     confusion_heatmap(result["confusion"], out / "confusion.png", title)
     error_grid(images, result["misclassified"], out / "errors.png", title)
+    cal = result["calibration"]
+    curves = [("raw softmax", cal["raw"])] + ([(f"temperature {cal['temperature']:.2f}", cal["calibrated"])]
+                                              if "calibrated" in cal else [])
+    reliability_diagram(curves, out / "reliability.png", f"{result['model']} · {result['split']} · reliability")
     (out / "metrics.json").write_text(json.dumps({k: v for k, v in result.items() if k != "report"}, indent=2) + "\n")

@@ -117,19 +117,20 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
     height = digit_height(pieces)
     runs = spans(pieces, height)
     joined = [join(pieces[a:b + 1]) for a, b in runs]
-    crops = [centre_digit(p.ink) for p in joined] + [centre_digit(clean)]
-    everything = join(pieces).box
+    everything = join(pieces)  # one digit: every piece, without the specks and line remnants around them
+    crops = [centre_digit(p.ink) for p in joined + [everything]]
     short = [p.box[1] - p.box[0] < 0.45 * height for p in pieces]
-    return Layout(runs, crops, [p.box for p in joined] + [everything], short, [p.blob for p in pieces], clean,
+    return Layout(runs, crops, [p.box for p in joined + [everything]], short, [p.blob for p in pieces], clean,
                   expect), None
 
 
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
                   batch_size: int = 256, keep_inputs: bool = False, expect: str = "auto",
-                  temperature: float = 1.0) -> list[dict[str, Any]]:
+                  temperature: float | None = None) -> list[dict[str, Any]]:
     """Read the digits in each file with `logits` (N×1×28×28 float32 → N×10: an ONNX session or a torch model,
-    see `embed.runtime`), confidences calibrated by `temperature`; a file that cannot be read is an entry with
-    its error, an image without a digit one with the reason."""
+    see `embed.runtime`), confidences calibrated by `temperature` (default: the reader's own `temperature`, fitted
+    on its validation split); a file that cannot be read is an entry with its error, an image without a digit
+    one with the reason."""
     results: list[dict[str, Any]] = []
     found: list[tuple[int, list[np.ndarray], list[list[int]]]] = []
     for path, problem in expand_inputs(paths):
@@ -162,13 +163,14 @@ def locate_into(result: dict[str, Any], grey: np.ndarray, size: tuple[int, int],
 
 
 def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int = 3, batch_size: int = 256,
-                keep_inputs: bool = False, temperature: float = 1.0) -> list[dict[str, Any]]:
+                keep_inputs: bool = False, temperature: float | None = None) -> list[dict[str, Any]]:
     """Classify every candidate crop of `found` ((result index, Layout, boxes in the image's pixels)) in batches,
     choose each image's reading (`Layout.best`) and fill in its result: `text` (the digits, left to right),
     `digit` (a lone digit's value; null for several), `confidence` (the chance that the whole text is right: the
     digits' product), `top` (a lone digit's top-k), `digits` (each with its box [x0, y0, x1, y1] in the image's
     pixels and top-k), `low_confidence` (some digit under LOW_CONFIDENCE)."""
     k = max(1, min(top_k, 10))
+    temperature = temperature or float(getattr(logits, "temperature", 1.0))
     flat = [(i, j) for i, (_, layout, _) in enumerate(found) for j in range(len(layout.crops))]
     probs: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
     for start in range(0, len(flat), batch_size):

@@ -349,7 +349,8 @@ def _epochs(run: Run, out: Path, state, reporter, train_split, val_split, test_s
 
     def finish_alone() -> dict[str, Any]:
         with solo_threads(world):
-            return finish(out, s, test_split, device, run.history, run.best, count_params(run.model), world.size)
+            return finish(out, s, test_split, device, run.history, run.best, count_params(run.model), world.size,
+                          val_split)
 
     return broadcast(world, on_main(world, finish_alone))
 

@@ -177,3 +177,45 @@ def error_grid(images, misclassified: list[dict[str, int]], path: Path, title: s
     if not shown:
         draw.text((10, 60), "no errors", fill=INK, font=font)
     canvas.save(path)
+
+
+def reliability_diagram(curves: list[tuple[str, dict[str, Any]]], path: Path, title: str = "") -> None:
+    """Accuracy against confidence per bin (`evaluation.calibration.reliability`), one line per curve (raw,
+    calibrated), the diagonal where they would be perfectly calibrated. The low-confidence bins of a 99% model
+    hold few images, so each bin's point is sized by its count."""
+    width, height, margin = 640, 560, 70
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font, small = _font(16), _font(13)
+    draw.text((20, 10), title, fill=INK, font=font)
+    left, top, right, bottom = margin, 60, width - 30, height - margin
+    lo = min([b["confidence"] for _, r in curves for b in r["bins"]] + [0.5])
+    lo = max(0.0, min(0.9, int(lo * 10) / 10))  # the axis starts at the lowest tenth holding a bin
+
+    def xy(conf: float, acc: float) -> tuple[float, float]:
+        return (left + (conf - lo) / (1 - lo) * (right - left), bottom - (acc - lo) / (1 - lo) * (bottom - top))
+
+    draw.rectangle([left, top, right, bottom], outline=GRID)
+    for k in range(int(round((1 - lo) * 10)) + 1):
+        v = lo + k / 10
+        x, y = xy(v, v)
+        draw.line([x, top, x, bottom], fill=GRID)
+        draw.line([left, y, right, y], fill=GRID)
+        draw.text((x - 12, bottom + 6), f"{100 * v:.0f}%", fill=INK, font=small)
+        draw.text((left - 44, y - 7), f"{100 * v:.0f}%", fill=INK, font=small)
+    draw.line([xy(lo, lo), xy(1, 1)], fill=(150, 150, 150), width=1)
+    total = max(1, max(b["count"] for _, r in curves for b in r["bins"]))
+    for (label, r), colour in zip(curves, PALETTE):
+        points = [xy(b["confidence"], max(lo, b["accuracy"])) for b in r["bins"]]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for (x, y), b in zip(points, r["bins"]):
+            radius = 2 + 6 * (b["count"] / total) ** 0.5
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
+    for k, ((label, r), colour) in enumerate(zip(curves, PALETTE)):
+        y = top + 10 + 18 * k
+        draw.line([(left + 10, y + 7), (left + 28, y + 7)], fill=colour, width=3)
+        draw.text((left + 32, y), f"{label}: ECE {100 * r['ece']:.2f}%", fill=INK, font=small)
+    draw.text((left, height - 30), "x: mean confidence in the bin · y: accuracy in the bin · dot size: images",
+              fill=INK, font=small)
+    image.save(path)

@@ -258,7 +258,15 @@ def eval_report(result: dict[str, Any]) -> None:
     console.print(per_class)
     console.print(confusion)
     if result.get("report"):
-        console.print(f"wrote confusion.png, errors.png, metrics.json to {result['report']}")
+        cal = result.get("calibration", {})
+        if "calibrated" in cal:
+            console.print(f"calibration on {result['split']}: expected calibration error {pct(cal['raw']['ece'])} with "
+                          f"the raw softmax, {pct(cal['calibrated']['ece'])} at temperature {cal['temperature']:.3f} "
+                          f"({cal['temperature_source']})", highlight=False, soft_wrap=True)
+        elif cal:
+            console.print(f"calibration on {result['split']}: expected calibration error {pct(cal['raw']['ece'])} "
+                          "(no validation split to fit a temperature on)", highlight=False, soft_wrap=True)
+        console.print(f"wrote confusion.png, errors.png, reliability.png, metrics.json to {result['report']}")
 
 
 def params_table(summary: dict[str, Any], broken: list[str]) -> None:
@@ -325,26 +333,67 @@ def digit_picture(image, color: bool) -> str:
 
 
 def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None:
-    table = Table(title=f"predictions · {escape(model)}", title_justify="left")
+    from mnist_tiny.reader.predict import LOW_CONFIDENCE
+
+    table = Table(title=f"predictions · {escape(model)}", title_justify="left",
+                  caption=f"? = low confidence (a digit under {100 * LOW_CONFIDENCE:.0f}%)"
+                  if any(r.get("low_confidence") for r in results) else None, caption_justify="left")
     table.add_column("file", overflow="fold")  # a long name folds, it is never cut short
-    table.add_column("digit", justify="center", no_wrap=True)
+    table.add_column("read", justify="center", no_wrap=True)
     table.add_column("confidence", justify="right", no_wrap=True)
-    table.add_column("top-k", overflow="fold")
+    table.add_column("top-k, or each digit", overflow="fold")
     for r in results:
         if "error" in r:
             table.add_row(escape(r["path"]), "[red]✗[/]", "", f"[red]{escape(r['error'])}[/]")
+        elif not r["text"]:
+            table.add_row(escape(r["path"]), "[yellow]–[/]", "", f"[yellow]{escape(r['reason'])}[/]")
         else:
-            bars = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
-            table.add_row(escape(r["path"]), f"[bold]{r['digit']}[/]", pct(r["confidence"], 1), bars)
+            mark = "[yellow]?[/]" if r["low_confidence"] else ""
+            if r["top"] is not None:
+                detail = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
+            else:
+                detail = "  ".join(f"{d['digit']}{'[yellow]?[/]' if d['low_confidence'] else ''} {100 * d['confidence']:.0f}%"
+                                   for d in r["digits"])
+            table.add_row(escape(r["path"]), f"[bold]{r['text']}[/]{mark}", pct(r["confidence"], 1), detail)
     console.print(table)
     if show:
         color = console.color_system is not None
         for r in results:
-            if "input" in r:
-                console.print(f"\n[bold]{escape(r['path'])}[/] → {r['digit']} · the 28×28 the model saw:",
+            if r.get("ink") is None:
+                continue
+            console.print(f"\n[bold]{escape(r['path'])}[/] → {r.get('text') or '(nothing read)'} · where the digits "
+                          "are:", highlight=False, soft_wrap=True)
+            labels = [str(d["digit"]) for d in r.get("digits", [])]
+            console.print(boxes_picture(r["ink"], r.get("ink_boxes", []), labels), highlight=False, markup=False,
+                          crop=False, soft_wrap=True)
+            for i, crop in enumerate(r.get("inputs", [])):
+                console.print(f"digit {i + 1} of {len(r['inputs'])}: {labels[i]} · the 28×28 the model saw:",
                               highlight=False, soft_wrap=True)
-                console.print(digit_picture(r["input"], color), highlight=False, markup=color, crop=False,
-                              soft_wrap=True)
+                console.print(digit_picture(crop, color), highlight=False, markup=color, crop=False, soft_wrap=True)
+
+
+def boxes_picture(ink, boxes, labels, width: int = 56) -> str:
+    """The image's ink, `width` characters wide (a character is two pixels tall), with a frame drawn round each
+    digit found and its reading at the frame's top-left corner; the empty rows above and below trimmed."""
+    import numpy as np
+
+    from mnist_tiny.reader.images import resize_area
+
+    h, w = ink.shape
+    cols = max(8, min(width, w))
+    rows = max(4, round(h / w * cols / 2))
+    small = resize_area(np.asarray(ink, dtype=np.float32), (rows, cols))
+    grid = [[RAMP[min(9, int(float(v) * 10))] for v in row] for row in small]
+    for (top, bottom, left, right), label in zip(boxes, labels):
+        r0, r1 = int(top * rows / h), min(rows - 1, int((bottom - 1) * rows / h))
+        c0, c1 = int(left * cols / w), min(cols - 1, int((right - 1) * cols / w))
+        for c in range(c0, c1 + 1):
+            grid[r0][c] = grid[r1][c] = "─"
+        for r in range(r0, r1 + 1):
+            grid[r][c0] = grid[r][c1] = "│"
+        grid[r0][c0], grid[r0][c1], grid[r1][c0], grid[r1][c1] = label[:1], "┐", "└", "┘"
+    used = [i for i, row in enumerate(grid) if any(ch != " " for ch in row)] or [0]
+    return "\n".join("".join(row) for row in grid[max(0, used[0] - 1):used[-1] + 2])  # empty paper trimmed
 
 
 def bench_table(result: dict[str, Any]) -> None:
