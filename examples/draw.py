@@ -9,14 +9,21 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 HERE = Path(__file__).parent
-# Each digit as pen strokes on a 100×100 grid (x, y).
+# Each digit as pen strokes on a 100×100 grid (x, y). tests/numbergen.py jitters these into handwriting.
 STROKES = {
+    0: [[(50, 10), (28, 22), (22, 50), (28, 80), (50, 90), (72, 80), (78, 50), (72, 22), (50, 10)]],
+    1: [[(38, 26), (56, 12), (56, 90)]],
+    2: [[(26, 28), (40, 13), (60, 12), (73, 26), (70, 44), (26, 88), (78, 88)]],
     3: [[(28, 22), (45, 14), (66, 16), (74, 30), (66, 45), (48, 50), (68, 56), (77, 72), (66, 86), (44, 89),
          (26, 80)]],
     4: [[(62, 10), (22, 66), (80, 66)], [(62, 10), (60, 92)]],
-    1: [[(38, 26), (56, 12), (56, 90)]],
+    5: [[(72, 12), (34, 12), (30, 46), (52, 40), (70, 50), (74, 70), (62, 86), (42, 90), (26, 80)]],
+    6: [[(68, 14), (46, 16), (30, 40), (26, 66), (36, 86), (56, 90), (72, 76), (70, 58), (52, 50), (34, 58),
+         (28, 68)]],
+    7: [[(24, 14), (78, 14), (52, 52), (42, 90)]],
     8: [[(50, 50), (32, 38), (34, 20), (50, 12), (66, 20), (68, 38), (50, 50), (30, 64), (32, 84), (50, 92),
          (68, 84), (70, 64), (50, 50)]],
+    9: [[(70, 36), (60, 50), (40, 52), (28, 38), (34, 18), (52, 12), (68, 20), (72, 36), (68, 64), (58, 90)]],
 }
 
 
@@ -47,6 +54,24 @@ def pen_on_paper(digit: int, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
 
 
+def number_on_ruled_paper(digits: list[int], rng: np.random.Generator) -> Image.Image:
+    """A number written across ruled paper (blue lines, a red margin), the last two digits touching."""
+    h, w, size = 300, 120 + 150 * len(digits), 170
+    page = np.array([245, 243, 232], dtype=np.float64)[None, None, :] * np.ones((h, w, 1))
+    page *= (1 - 0.12 * np.mgrid[0:h, 0:w][1] / w)[..., None]  # light from the left
+    for y in range(20, h, 38):
+        page[y:y + 2] = page[y:y + 2] * 0.5 + np.array([140, 165, 215]) * 0.5
+    page[:, 50:52] = page[:, 50:52] * 0.4 + np.array([225, 80, 80]) * 0.6
+    page += rng.normal(0, 3, (h, w, 1))
+    pen = np.array([25, 30, 90])
+    for i, d in enumerate(digits):
+        ink = np.asarray(strokes(d, size, 8).filter(ImageFilter.GaussianBlur(1)), dtype=np.float64)[..., None] / 255
+        top, left = 60 + 6 * i, 80 + 140 * i - (25 if i == len(digits) - 1 else 0)
+        region = page[top:top + size, left:left + size]
+        page[top:top + size, left:left + size] = region * (1 - ink) + pen * ink
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     pen_on_paper(3, rng).save(HERE / "pen-on-paper-3.jpg", quality=85)
@@ -62,6 +87,8 @@ def main() -> None:
     # Blank paper: no digit to read.
     blank = np.clip(np.full((300, 300), 232.0) + rng.normal(0, 3, (300, 300)), 0, 255).astype(np.uint8)
     Image.fromarray(blank).save(HERE / "blank-page.png")
+    # A number, as a person photographs one: on ruled paper, its last two digits touching.
+    number_on_ruled_paper([2, 0, 2, 4], rng).save(HERE / "number-2024.jpg", quality=85)
 
 
 if __name__ == "__main__":

@@ -11,22 +11,18 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-# Each digit as pen strokes on a 100×100 grid (x, y): a skeleton that `drawn_digit` jitters and renders.
-SKELETONS = {
-    0: [[(50, 10), (28, 22), (22, 50), (28, 80), (50, 90), (72, 80), (78, 50), (72, 22), (50, 10)]],
-    1: [[(36, 26), (54, 10), (54, 90)]],
-    2: [[(26, 28), (40, 13), (60, 12), (73, 26), (70, 44), (26, 88), (78, 88)]],
-    3: [[(28, 22), (45, 12), (66, 15), (74, 30), (64, 45), (46, 50), (66, 56), (77, 72), (66, 86), (44, 90),
-         (26, 80)]],
-    4: [[(62, 10), (22, 64), (80, 64)], [(62, 10), (60, 92)]],
-    5: [[(72, 12), (34, 12), (30, 46), (52, 40), (70, 50), (74, 70), (62, 86), (42, 90), (26, 80)]],
-    6: [[(68, 14), (46, 16), (30, 40), (26, 66), (36, 86), (56, 90), (72, 76), (70, 58), (52, 50), (34, 58),
-         (28, 68)]],
-    7: [[(24, 14), (78, 14), (52, 52), (42, 90)]],
-    8: [[(50, 50), (32, 38), (34, 20), (50, 12), (66, 20), (68, 38), (50, 50), (30, 64), (32, 84), (50, 92),
-         (68, 84), (70, 64), (50, 50)]],
-    9: [[(70, 36), (60, 50), (40, 52), (28, 38), (34, 18), (52, 12), (68, 20), (72, 36), (68, 64), (58, 90)]],
-}
+def _skeletons() -> dict[int, list[list[tuple[int, int]]]]:
+    """The pen strokes of each digit, as examples/draw.py draws them (one definition for both)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("draw", Path(__file__).resolve().parents[1] / "examples" / "draw.py")
+    draw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draw)
+    return draw.STROKES
+
+
+SKELETONS = _skeletons()
 
 
 def drawn_digit(digit: int, rng: np.random.Generator, size: int = 112) -> np.ndarray:

@@ -66,6 +66,30 @@ def score(made, logits, expect="auto"):
     return by_style, wrong
 
 
+def single_digits(folder: Path, seed: int, count: int, hidden: bool, reader) -> dict:
+    """Photo-like scans (tests/imagegen.py) of MNIST test digits, read as a user would (auto) and as one digit."""
+    import os
+
+    from imagegen import photo_like_scan
+
+    from mnist_tiny.data.mnist import load_mnist
+    from mnist_tiny.reader.predict import predict_files
+
+    test = load_mnist(Path(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data")), False)["test"]
+    rng = np.random.default_rng(seed)
+    first = 5000 if hidden else 0
+    paths = []
+    for i in range(first, first + count):
+        path = folder / f"single-{i:05d}-{int(test.labels[i])}.jpg"
+        photo_like_scan(test.images[i].numpy(), rng).save(path, quality=int(rng.integers(70, 92)))
+        paths.append(path)
+    out = {"images": count}
+    for expect in ("auto", "one"):
+        rows = predict_files(reader, paths, expect=expect)
+        out[expect] = sum(r.get("text") == r["path"][-5] for r in rows) / count
+    return out
+
+
 def main() -> None:
     import os
 
@@ -77,6 +101,7 @@ def main() -> None:
     parser.add_argument("--hidden", action="store_true")
     parser.add_argument("--model", default="fast-11k")
     parser.add_argument("--keep", type=Path)
+    parser.add_argument("--single", type=int, default=500, help="photo-like scans of single digits")
     args = parser.parse_args()
     reader = OnnxReader(shipped_onnx(args.model))
     pool = mnist_pool(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data"), args.hidden)
@@ -91,11 +116,13 @@ def main() -> None:
         from mnist_tiny.reader.predict import predict_files
 
         refused = predict_files(reader, [folder / f"none-{n}.png" for n in blanks])
+        singles = single_digits(folder, args.seed, args.single, args.hidden, reader)
     total = [ok for oks in by_style.values() for ok in oks]
     report = {"model": args.model, "seed": args.seed, "hidden": args.hidden,
               "numbers_exact": sum(total) / len(total), "numbers": len(total),
               "by_style": {k: sum(v) / len(v) for k, v in by_style.items()},
               "no_digit_read_as_digit": [r["path"].rsplit("/", 1)[-1] for r in refused if r.get("text")],
+              "single_digits": singles,
               "wrong": wrong[:40]}
     print(json.dumps(report, indent=1))
 

@@ -50,6 +50,7 @@ def expand_inputs(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
 LOW_CONFIDENCE = 0.7  # a digit read with less (calibrated) confidence is flagged
 JOIN_COST = 1.0  # log-odds against reading separate blobs as one digit
 CUT_COST = 0.5  # and against cutting a connected blob (touching digits)
+WIDE, WIDE_COST = 1.4, 2.0  # and, per unit of width over WIDE heights, against one digit that wide
 
 
 @dataclass
@@ -70,7 +71,9 @@ class Layout:
         cut (where the span starts or ends inside a blob)."""
         joins = len(set(self.blobs[a:b + 1])) - 1
         cut = (a > 0 and self.blobs[a - 1] == self.blobs[a]) + (b < len(self.blobs) - 1 and self.blobs[b + 1] == self.blobs[b])
-        return JOIN_COST * joins + CUT_COST * cut / 2
+        top, bottom, left, right = self.boxes[s]
+        wide = max(0.0, (right - left) / max(1, bottom - top) - WIDE)  # far wider than tall: two digits
+        return JOIN_COST * joins + CUT_COST * cut / 2 + WIDE_COST * wide
 
     def best(self, logp: np.ndarray) -> list[int]:
         """The reading that the model finds likeliest: spans covering the pieces left to right (a short piece may

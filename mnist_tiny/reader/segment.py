@@ -29,17 +29,22 @@ class Piece:
     blob: int = 0  # pieces cut from one connected blob share this
 
 
-def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """The pixels of `mask` lying in a horizontal run of at least `min_len` set pixels."""
+def run_lengths(mask: np.ndarray) -> np.ndarray:
+    """For each pixel of `mask`, the length of the horizontal run of set pixels it lies in (0 off the mask)."""
     h, w = mask.shape
     padded = np.zeros((h, w + 1), dtype=bool)
     padded[:, :w] = mask
     flat = padded.ravel()
     starts = flat & ~np.concatenate([[False], flat[:-1]])
     run = np.cumsum(starts) * flat
-    keep = np.bincount(run) >= min_len
-    keep[0] = False
-    return keep[run].reshape(h, w + 1)[:, :w]
+    lengths = np.bincount(run)
+    lengths[0] = 0
+    return lengths[run].reshape(h, w + 1)[:, :w]
+
+
+def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """The pixels of `mask` lying in a horizontal run of at least `min_len` set pixels."""
+    return run_lengths(mask) >= min_len
 
 
 def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
@@ -76,11 +81,12 @@ def _bands(rows: np.ndarray) -> list[tuple[int, int]]:
 
 def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """Ink without ruled or squared paper's lines (rows and columns), and how many line pixels went. A stroke that
-    crosses a line is kept: a removed pixel takes the weaker of the ink just above and just below the line."""
+    crosses a line or lies along it is kept where it is thicker than the line; where it is not, a removed pixel
+    takes the weaker of the ink just above and just below the line."""
     mask = ink > LINE_THRESHOLD  # printed lines may be much fainter than the ink (blue rules, a red margin)
-    horizontal = _line_pixels(mask)
+    horizontal = _thin(_line_pixels(mask), run_lengths(mask.T).T)
     # One vertical line alone is a margin only on ruled paper; elsewhere it may be a tall 1.
-    vertical = _line_pixels(mask.T, lone=horizontal.any()).T
+    vertical = _thin(_line_pixels(mask.T, lone=horizontal.any()).T, run_lengths(mask))
     removed = horizontal | vertical
     if not removed.any():
         return ink, 0
@@ -91,6 +97,15 @@ def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
             before, after = _nearest(out, lines, axis, 1), _nearest(out, lines, axis, -1)
             out = np.where(lines, np.minimum(before, after), out)
     return out, int(removed.sum())
+
+
+def _thin(lines: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """The line pixels where the ink across the line is no thicker than the line itself: where a stroke crosses
+    the line, or lies along it (a 7's bar written on a rule), the ink is thicker there and stays."""
+    if not lines.any():
+        return lines
+    thickness = float(np.median(across[lines]))
+    return lines & (across <= thickness + max(2.0, thickness))
 
 
 def _nearest(ink: np.ndarray, lines: np.ndarray, axis: int, direction: int, reach: int = 4) -> np.ndarray:

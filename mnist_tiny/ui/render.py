@@ -352,8 +352,8 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
             if r["top"] is not None:
                 detail = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
             else:
-                detail = "  ".join(f"{d['digit']}{'[yellow]?[/]' if d['low_confidence'] else ''} {100 * d['confidence']:.0f}%"
-                                   for d in r["digits"])
+                detail = " ".join(f"{d['digit']}:{100 * d['confidence']:.0f}%{'[yellow]?[/]' if d['low_confidence'] else ''}"
+                                  for d in r["digits"])
             table.add_row(escape(r["path"]), f"[bold]{r['text']}[/]{mark}", pct(r["confidence"], 1), detail)
     console.print(table)
     if show:
