@@ -65,6 +65,12 @@ class Settings(BaseModel):
     scale: float = Field(0.06, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")
     val_size: int = Field(5000, gt=0, lt=60_000, description="training images held out to pick checkpoints")
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    split_seed: Optional[int] = Field(None, ge=0, le=2**32 - 1, description=(
+        "seed of the validation split alone (default: seed): a sweep over seeds can hold out the same images"))
+    teacher: Optional[str] = Field(None, description=(
+        "distil from this model: a registry name (its shipped weights) or a checkpoint; it must have held out "
+        "this run's validation split"))
+    distill: float = Field(0.0, ge=0, le=1, description="weight of the teacher's soft targets in the loss (needs teacher)")
     device: Device = "auto"
     processes: Optional[int] = Field(None, gt=0, le=256, description=(
         "CPU training processes, each training on a shard of every batch (default: one per core when the batch "
@@ -79,6 +85,11 @@ class Settings(BaseModel):
     # (docs/performance.md); on a GPU raise it (--set eval_batch_size=10000).
     eval_batch_size: int = Field(500, gt=0, le=65_536, description="images per forward pass when evaluating")
     verify_data: bool = Field(False, description="check the md5 of the four MNIST files before using them")
+
+    @property
+    def val_seed(self) -> int:
+        """The seed that draws the validation split."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @field_validator("data_dir", "out")
     @classmethod

@@ -95,8 +95,9 @@ def _fit_shipped(names: list[str]) -> None:
         spec = get_spec(name)
         meta = weights_meta(spec)
         recipe = meta.get("recipe", {})
-        _, val = train_val_split(splits["train"], recipe.get("val_size", 5000), recipe.get("seed", meta.get("seed", 0)),
-                                 recipe.get("subset"))
+        split_seed = recipe.get("split_seed")
+        seed = recipe.get("seed", meta.get("seed", 0)) if split_seed is None else split_seed
+        _, val = train_val_split(splits["train"], recipe.get("val_size", 5000), seed, recipe.get("subset"))
         model = get_model(name, pretrained=True).eval()
         with torch.inference_mode():
             val_logits = model(val.images.float().unsqueeze(1) / 255).double().numpy()

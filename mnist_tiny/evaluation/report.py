@@ -24,7 +24,7 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     if split == "test":
         return splits["test"]
     recorded = recorded_settings(loaded.raw, loaded.path)
-    split_settings = {k: recorded[k] for k in ("val_size", "seed", "subset") if k in recorded}
+    split_settings = {k: recorded[k] for k in ("val_size", "seed", "split_seed", "subset") if k in recorded}
     try:
         used = Settings.model_validate(split_settings)
     except ValidationError as e:
@@ -34,7 +34,7 @@ def eval_split(loaded: Checkpoint, settings: Settings, split: str):
     if not split_settings:
         raise UserError(f"checkpoint {loaded.path}: records no training settings, so its {split} split is "
                         "unknown; score it on --split test", 2)
-    train, val = train_val_split(splits["train"], used.val_size, used.seed, used.subset)
+    train, val = train_val_split(splits["train"], used.val_size, used.val_seed, used.subset)
     return val if split == "val" else train
 
 

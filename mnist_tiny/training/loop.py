@@ -46,7 +46,7 @@ from mnist_tiny.parallel.distributed import (
 )
 from mnist_tiny.parallel.policy import planned_processes, threads_per_process
 from mnist_tiny.settings import Settings
-from mnist_tiny.training import rundir
+from mnist_tiny.training import distill, rundir
 from mnist_tiny.training.checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from mnist_tiny.training.finish import finish
 from mnist_tiny.training.optim import make_optimizer
@@ -88,14 +88,19 @@ class EMA:
 
 def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, s: Settings,
                aug_rng: torch.Generator, rows: tuple[int, int] | None = None,
-               average: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               average: Callable[[], None] | None = None, teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a uint8 batch: convert, augment on the device, forward, backward, update.
 
     `rows=(start, batch)` marks `images` as a shard of a global batch (see `random_affine`); `average`, if
-    given, averages the gradients over the processes before the update."""
+    given, averages the gradients over the processes before the update; `teacher` adds its soft targets."""
     x = random_affine(to_float(images), s.rotate, s.translate, s.scale, aug_rng, rows)
     logits = model(x)
-    loss = F.cross_entropy(logits, labels, label_smoothing=s.label_smoothing)
+    if teacher is None:
+        loss = F.cross_entropy(logits, labels, label_smoothing=s.label_smoothing)
+    else:
+        with torch.no_grad():
+            taught = teacher(x)
+        loss = distill.loss(logits, labels, taught, s)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if average is not None:
@@ -121,6 +126,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
         return summary
     splits = load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)  # before the fork: a download happens once
     model_source(s)  # before the fork: a broken model is one error, not one per helper
+    distill.load_teacher(s, device)  # and so is a teacher that cannot teach this run
     with local_processes(processes, threads_per_process(s.threads, processes), _helper, s, resume, device,
                          splits) as world:
         return _train(s, reporter, resume, world, device, splits)
@@ -150,6 +156,7 @@ class Run:
         self.s, self.world, self.device, self.source, self.scaling = s, world, device, source, scaling
         torch.manual_seed(s.seed)
         self.model = prepare(build(source, scaling), device, training=True)
+        self.teacher = distill.load_teacher(s, device)
         self.optimizer = make_optimizer(self.model, s)
         self.net, self.average = data_parallel(self.model, world, device,
                                                getattr(self.optimizer, "gradient_buffer", None))
@@ -208,7 +215,7 @@ class Run:
             mine = idx[start:stop_row]
             labels = y[mine]
             loss, logits = train_step(self.net, self.optimizer, x[mine], labels, s, self.aug_rng,
-                                      (start, len(idx)) if world.enabled else None, self.average)
+                                      (start, len(idx)) if world.enabled else None, self.average, self.teacher)
             if self.ema:
                 self.ema.update(self.model)
             running["loss"] += loss.item() * len(labels)
@@ -264,7 +271,7 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
     if splits is None:  # under torchrun: rank 0 downloads if needed; the others read the files it left
         splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)) \
             or load_mnist(s.data_dir, False)
-    train_split, val_split = train_val_split(splits["train"], s.val_size, s.seed, s.subset)
+    train_split, val_split = train_val_split(splits["train"], s.val_size, s.val_seed, s.subset)
     test_split, n = splits["test"], len(train_split)
     if world.enabled and min(s.batch_size, n - (math.ceil(n / s.batch_size) - 1) * s.batch_size) < world.size:
         raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
