@@ -87,6 +87,15 @@ def single_digits(folder: Path, seed: int, count: int, hidden: bool, reader) -> 
     for expect in ("auto", "one"):
         rows = predict_files(reader, paths, expect=expect)
         out[expect] = sum(r.get("text") == r["path"][-5] for r in rows) / count
+    # Calibration on these photos: the raw softmax against the temperature fitted on MNIST's validation split.
+    from mnist_tiny.evaluation.calibration import reliability
+
+    labels = np.array([int(p.name[-5]) for p in paths])
+    for name, temperature in (("raw", 1.0), ("calibrated", getattr(reader, "temperature", 1.0))):
+        rows = predict_files(reader, paths, expect="one", top_k=10, temperature=temperature)
+        probs = np.array([[dict(r["top"])[d] for d in range(10)] for r in rows])
+        cal = reliability(probs, labels)
+        out[f"ece_{name}"], out[f"confidence_{name}"] = cal["ece"], cal["mean_confidence"]
     return out
 
 

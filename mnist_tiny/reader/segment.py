@@ -62,6 +62,8 @@ def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
     closed = wide.copy()
     for shift in (1, 2):
         closed[:, shift:] |= wide[:, :-shift]
+    if closed.sum(1).max() < 0.6 * w:  # no row is even 60% ink: no line (the common case, checked cheaply)
+        return np.zeros_like(mask)
     runs = long_runs(closed, int(0.4 * w))
     row_cover = runs.sum(1) / w
     bands = [(a, b) for a, b in _bands(row_cover >= 0.6) if b - a <= 0.03 * h + 5]
@@ -84,9 +86,9 @@ def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
     crosses a line or lies along it is kept where it is thicker than the line; where it is not, a removed pixel
     takes the weaker of the ink just above and just below the line."""
     mask = ink > LINE_THRESHOLD  # printed lines may be much fainter than the ink (blue rules, a red margin)
-    horizontal = _thin(_line_pixels(mask), run_lengths(mask.T).T)
+    horizontal = _thin(_line_pixels(mask), lambda: run_lengths(mask.T).T)
     # One vertical line alone is a margin only on ruled paper; elsewhere it may be a tall 1.
-    vertical = _thin(_line_pixels(mask.T, lone=horizontal.any()).T, run_lengths(mask))
+    vertical = _thin(_line_pixels(mask.T, lone=horizontal.any()).T, lambda: run_lengths(mask))
     removed = horizontal | vertical
     if not removed.any():
         return ink, 0
@@ -99,11 +101,13 @@ def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
     return out, int(removed.sum())
 
 
-def _thin(lines: np.ndarray, across: np.ndarray) -> np.ndarray:
-    """The line pixels where the ink across the line is no thicker than the line itself: where a stroke crosses
-    the line, or lies along it (a 7's bar written on a rule), the ink is thicker there and stays."""
+def _thin(lines: np.ndarray, runs_across) -> np.ndarray:
+    """The line pixels where the ink across the line (`runs_across()`: run lengths at right angles to it) is no
+    thicker than the line itself: where a stroke crosses the line, or lies along it (a 7's bar written on a
+    rule), the ink is thicker there and stays."""
     if not lines.any():
         return lines
+    across = runs_across()
     thickness = float(np.median(across[lines]))
     return lines & (across <= thickness + max(2.0, thickness))
 
