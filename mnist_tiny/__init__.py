@@ -22,6 +22,7 @@ _API = {
     "Settings": "settings",
     "resolve_settings": "settings",
     "preprocess": "reader.images",
+    "read": "reader.predict",
     "UserError": "errors",
 }
 
@@ -42,5 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from mnist_tiny.models.refs import list_models  # noqa: F401
     from mnist_tiny.models.registry import DEFAULT_MODEL, count_params, register_model  # noqa: F401
     from mnist_tiny.reader.images import preprocess  # noqa: F401
+    from mnist_tiny.reader.predict import read  # noqa: F401
     from mnist_tiny.settings import Settings, resolve_settings  # noqa: F401
     from mnist_tiny.training.checkpoint import load_checkpoint  # noqa: F401

@@ -198,3 +198,29 @@ def test_shipped_models_carry_a_temperature_fitted_on_validation():
     meta = weights_meta(get_spec("fast-11k"))
     assert 0.3 < meta["temperature"] < 3 and meta["calibration"]["fitted_on"].startswith("validation")
     assert OnnxReader(shipped_onnx("fast-11k")).temperature == meta["temperature"]
+
+
+def test_a_digit_that_touches_the_edge_of_the_image(tmp_path, mnist):
+    images, labels = mnist["test"].images[:40].numpy(), mnist["test"].labels[:40].tolist()
+    for i, (a, label) in enumerate(zip(images, labels)):
+        ys, xs = np.nonzero(a > 30)
+        crop = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        h, w = crop.shape
+        canvas = np.zeros((h + 30, w + 30), np.uint8)
+        top, left = [(0, 15), (30, 15), (15, 0), (15, 30)][i % 4]  # cut by the top, bottom, left or right edge
+        canvas[top:top + h, left:left + w] = crop
+        Image.fromarray(255 - canvas).resize(((w + 30) * 6, (h + 30) * 6), Image.BICUBIC).convert("RGB").save(
+            tmp_path / f"{i:02d}_{label}.jpg", quality=85)
+    _, rows = _predict(tmp_path)
+    assert sum(row["text"] == row["path"][-5] for row in rows) >= 38  # measured: 198 of 200 such images
+
+
+def test_the_python_api_reads_what_the_command_reads(tmp_path, pool):
+    import mnist_tiny
+
+    number_image([3, 1, 4], np.random.default_rng(31), pool).save(tmp_path / "314.jpg")
+    _, rows = _predict(tmp_path / "314.jpg")
+    assert mnist_tiny.read(tmp_path / "314.jpg") == rows
+    assert mnist_tiny.read([tmp_path], expect="one")[0]["digit"] is not None
+    with pytest.raises(mnist_tiny.UserError, match="no shipped ONNX"):
+        mnist_tiny.read(tmp_path / "314.jpg", model="nope.py:Net")

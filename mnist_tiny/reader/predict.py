@@ -211,3 +211,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def read(images, model: str | None = None, expect: str = "auto", top_k: int = 3) -> list[dict[str, Any]]:
+    """`mnist-tiny predict --json` as a function: the digits or numbers in image files (a path, or several, or
+    directories), read by a shipped model (default: the default one) on onnxruntime, without torch."""
+    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
+    from mnist_tiny.models.registry import DEFAULT_MODEL
+
+    path = shipped_onnx(model or DEFAULT_MODEL)
+    if path is None:
+        raise UserError(f"model {model!r}: no shipped ONNX file to read with; `mnist-tiny models` lists them", 2)
+    paths = [images] if isinstance(images, (str, Path)) else list(images)
+    return predict_files(OnnxReader(path), paths, top_k=top_k, expect=expect)
