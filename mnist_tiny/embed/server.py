@@ -78,7 +78,8 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
             results.append(result)
         read_digits(reader, found, results, top_k, keep_inputs=input)
         for r in results:
-            r.pop("ink", None), r.pop("ink_boxes", None)
+            r.pop("ink", None)
+            r.pop("ink_boxes", None)
             if "inputs" in r:
                 r["inputs"] = [[[round(float(v), 3) for v in row] for row in crop] for crop in r["inputs"]]
                 r["input"] = r["inputs"][0]

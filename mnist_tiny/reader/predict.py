@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
-from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink
+from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink, resize_area
 from mnist_tiny.reader.segment import MAX_DIGITS, digit_height, find_digits, join, remove_lines, spans
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -63,12 +63,13 @@ class Layout:
     boxes: list[tuple[int, int, int, int]]  # per span, then the whole: top, bottom, left, right in the ink map
     short: list[bool]  # per piece: too short to be a digit alone (a 5's bar, a dash, a speck)
     blobs: list[int]  # per piece: the connected blob it was cut from
-    ink: np.ndarray | None = None
+    ink: np.ndarray | None = None  # the ink map (for `--show`: its preview), else None
     expect: str = "auto"
+    width: int = 0  # of the ink map the boxes are in
 
     def cost(self, a: int, b: int, s: int) -> float:
-        """The prior against span a..b: separate blobs read as one digit need evidence, and so does a blob's
-        cut (where the span starts or ends inside a blob)."""
+        """The prior against span a..b (the `s`-th): separate blobs read as one digit need evidence, and so do
+        a blob's cut (where the span starts or ends inside a blob) and one digit far wider than tall."""
         joins = len(set(self.blobs[a:b + 1])) - 1
         cut = (a > 0 and self.blobs[a - 1] == self.blobs[a]) + (b < len(self.blobs) - 1 and self.blobs[b + 1] == self.blobs[b])
         top, bottom, left, right = self.boxes[s]
@@ -91,8 +92,8 @@ class Layout:
             for s, (a, b) in enumerate(self.spans):
                 if b != j - 1 or best[a] is None or (a == b and self.short[a]):
                     continue
-                if self.expect == "many" and a == 0 and b == n - 1:
-                    continue
+                if self.expect == "many" and n > 1 and a == 0 and b == n - 1:
+                    continue  # a number was asked for (a lone narrow piece cannot be cut: it stays one digit)
                 score = logp[whole if (a == 0 and b == n - 1) else s] - self.cost(a, b, s)
                 options.append((best[a][0] + score, best[a][1] + [s]))
             best[j] = max(options, key=lambda o: o[0]) if options else None
@@ -110,7 +111,7 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
         return None, "no digit: a blank or uniform image"
     if expect == "one":
         box = _ink_box(ink) or (0, ink.shape[0], 0, ink.shape[1])
-        return Layout([], [centre_digit(ink)], [box], [], [], ink, expect), None
+        return Layout([], [centre_digit(ink)], [box], [], [], ink, expect, ink.shape[1]), None
     clean, removed = remove_lines(ink)
     pieces, reason = find_digits(clean, expect, ruled=removed > 0)
     if reason:
@@ -124,7 +125,7 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
     crops = [centre_digit(p.ink) for p in joined + [everything]]
     short = [p.box[1] - p.box[0] < 0.45 * height for p in pieces]
     return Layout(runs, crops, [p.box for p in joined + [everything]], short, [p.blob for p in pieces], clean,
-                  expect), None
+                  expect, clean.shape[1]), None
 
 
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
@@ -135,7 +136,7 @@ def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Pa
     on its validation split); a file that cannot be read is an entry with its error, an image without a digit
     one with the reason."""
     results: list[dict[str, Any]] = []
-    found: list[tuple[int, list[np.ndarray], list[list[int]]]] = []
+    found: list[tuple[int, Layout, list[list[int]]]] = []
     for path, problem in expand_inputs(paths):
         result: dict[str, Any] = {"path": str(path)}
         if problem is None:
@@ -147,6 +148,9 @@ def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Pa
         if problem:
             result["error"] = problem
         results.append(result)
+        if sum(len(layout.crops) for _, layout, _ in found) >= batch_size:  # crops held stay bounded
+            read_digits(logits, found, results, top_k, batch_size, keep_inputs, temperature)
+            found.clear()
     return read_digits(logits, found, results, top_k, batch_size, keep_inputs, temperature)
 
 
@@ -161,8 +165,7 @@ def locate_into(result: dict[str, Any], grey: np.ndarray, size: tuple[int, int],
     boxes = [[round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)]
              for top, bottom, left, right in layout.boxes]
     found.append((index, layout, boxes))
-    if not keep_inputs:
-        layout.ink = None
+    layout.ink = _preview(layout.ink) if keep_inputs else None
 
 
 def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int = 3, batch_size: int = 256,
@@ -203,8 +206,21 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
                       low_confidence=any(d["low_confidence"] for d in digits))
         if keep_inputs:
             result["inputs"] = [layout.crops[j] for j in chosen]
-            result["ink"], result["ink_boxes"] = layout.ink, [layout.boxes[j] for j in chosen]
+            scale = layout.ink.shape[1] / layout.width
+            result["ink"] = layout.ink
+            result["ink_boxes"] = [tuple(round(v * scale) for v in layout.boxes[j]) for j in chosen]
     return results
+
+
+PREVIEW = 112  # pixels across the ink map kept for `--show` (it draws 56 characters wide)
+
+
+def _preview(ink: np.ndarray) -> np.ndarray:
+    """The ink map shrunk to at most PREVIEW pixels across, as bytes: what `--show` draws, bounded per image."""
+    h, w = ink.shape
+    if w > PREVIEW:
+        ink = resize_area(np.asarray(ink, dtype=np.float32), (max(1, round(h * PREVIEW / w)), PREVIEW))
+    return np.clip(np.asarray(ink) * 255, 0, 255).astype(np.uint8)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,11 +1,12 @@
 """Find the digits in an ink map: ruled lines out, connected strokes grouped into digits, touching digits cut.
 
 The ink map is `images.paper_to_ink`'s: light ink on a zero background. Steps, each a function below:
-`remove_lines` (ruled or squared paper: long thin runs that repeat, with the strokes that cross them kept) →
-`components` (8-connected ink, by runs of pixels) → `group` (a digit's strokes overlap in x: a 5's bar, a 4 in
-two strokes) → `split_wide` (a group far wider than the digits' height is several touching digits, cut at the
-thinnest columns) → `no_digit_reason` (nothing digit-like: specks, texture, noise).
-All numpy, no torch and no OpenCV: a few milliseconds on the reader's ≤512-pixel working image.
+`remove_lines` (ruled or squared paper: long thin runs that repeat; strokes thicker than the line stay) →
+`components` (8-connected ink, by runs of pixels) → `group` (a digit's strokes overlap in x and lie close: a 5's
+bar, a 4 in two strokes) → the reasons there is no digit (specks, texture, noise, several rows) → `cuts` (a blob
+wider than a narrow digit may be touching digits: cut at its thinnest columns). `spans` and `join` then offer the
+runs of pieces that may each be one digit; the reader lets the model choose (`reader.predict.Layout`).
+All numpy, no torch and no OpenCV: milliseconds on the reader's ≤512-pixel working image (docs/reading.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ MAX_RUNS = 40_000  # more runs of ink than this in ≤512×512 pixels is texture
 
 @dataclass
 class Piece:
-    """One digit: its box in the ink map (top, bottom, left, right; end-exclusive) and its ink alone."""
+    """A piece of ink (a digit, part of one, or part of a blob cut in two): its box in the ink map (top, bottom,
+    left, right; end-exclusive) and its own ink alone, neighbours masked out."""
 
     box: tuple[int, int, int, int]
     ink: np.ndarray

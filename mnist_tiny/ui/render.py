@@ -382,7 +382,8 @@ def boxes_picture(ink, boxes, labels, width: int = 56) -> str:
     h, w = ink.shape
     cols = max(8, min(width, w))
     rows = max(4, round(h / w * cols / 2))
-    small = resize_area(np.asarray(ink, dtype=np.float32), (rows, cols))
+    scale = 255.0 if ink.dtype == np.uint8 else 1.0  # the reader keeps a byte preview
+    small = resize_area(np.asarray(ink, dtype=np.float32) / scale, (rows, cols))
     grid = [[RAMP[min(9, int(float(v) * 10))] for v in row] for row in small]
     for (top, bottom, left, right), label in zip(boxes, labels):
         r0, r1 = int(top * rows / h), min(rows - 1, int((bottom - 1) * rows / h))
