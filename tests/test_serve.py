@@ -1,6 +1,7 @@
 """`mnist-tiny serve`: the JSON API through its test client, and the page in a real headless Chromium."""
 
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -103,7 +104,8 @@ def _sixteen_clients(port: int, each: int = 8) -> None:
 
 
 def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
-    """A real server process and a real headless Chromium: draw a 7 with mouse events, read the answer."""
+    """A real server process and a real headless Chromium: draw a 7 with mouse events, read the answer; then a
+    number."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
@@ -132,16 +134,36 @@ def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
         page = webdriver.Chrome(service=Service(driver), options=options)
         page.get(f"http://127.0.0.1:{port}/")
         pad = page.find_element(By.ID, "pad")
-        strokes = ActionChains(page).move_to_element_with_offset(pad, 90 - 140, 60 - 140).click_and_hold()
-        for (x0, y0), (x1, y1) in (((90, 60), (200, 60)), ((200, 60), (130, 240))):
-            for _ in range(8):
-                strokes.move_by_offset((x1 - x0) / 8, (y1 - y0) / 8)
-        strokes.release().perform()
-        WebDriverWait(page, 30).until(lambda p: p.find_element(By.ID, "digit").text.strip() != "")
-        assert page.find_element(By.ID, "digit").text.strip() == "7"
+        centre = (pad.size["width"] / 2, pad.size["height"] / 2)
+
+        def draw(*lines):  # pen strokes in the pad's pixels, each a polyline
+            for line in lines:
+                (x, y), rest = line[0], line[1:]
+                strokes = ActionChains(page).move_to_element_with_offset(pad, x - centre[0], y - centre[1])
+                strokes.click_and_hold()
+                for x1, y1 in rest:
+                    for _ in range(8):
+                        strokes.move_by_offset((x1 - x) / 8, (y1 - y) / 8)
+                    x, y = x1, y1
+                strokes.release().perform()
+
+        def read() -> str:
+            WebDriverWait(page, 30).until(lambda p: p.find_element(By.ID, "digit").text.strip() != "")
+            return page.find_element(By.ID, "digit").text.strip()
+
+        draw([(90, 60), (200, 60), (130, 240)])
+        assert read() == "7"
         assert "confident" in page.find_element(By.ID, "confidence").text
         page.find_element(By.ID, "clear").click()
         assert page.find_element(By.ID, "digit").text.strip() == ""
+        # A number: a 4 (two strokes), then a 2 beside it.
+        draw([(150, 50), (90, 170), (210, 170)], [(180, 60), (180, 240)], [(280, 90), (330, 50), (390, 80),
+                                                                             (300, 230), (410, 230)])
+        assert read() == "42"
+        if os.environ.get("MNIST_TINY_SCREENSHOT"):  # docs/serve.png: MNIST_TINY_SCREENSHOT=docs/serve.png
+            time.sleep(1)  # the bars' last update
+            page.save_screenshot(os.environ["MNIST_TINY_SCREENSHOT"])
+        page.find_element(By.ID, "clear").click()
         _sixteen_clients(port)
     finally:
         if page is not None:
