@@ -188,6 +188,18 @@ def test_training_records_a_temperature_that_predict_and_eval_use(tmp_path, mnis
     assert calibration["temperature"] == pytest.approx(temperature)
     assert "recorded in the checkpoint" in calibration["temperature_source"]
     assert (tmp_path / "report" / "reliability.png").stat().st_size > 1000
+    # An export carries it: the ONNX file reads with the same temperature, and is readable as the user's files are.
+    exported = CliRunner().invoke(app, ["export", "--checkpoint", str(run / "last.pt"), "--out", str(tmp_path / "m.onnx"),
+                                        "--data-dir", str(data_dir)])
+    assert exported.exit_code == 0, exported.output
+    from mnist_tiny.embed.runtime import OnnxReader
+
+    assert OnnxReader(tmp_path / "m.onnx").temperature == pytest.approx(temperature, rel=1e-5)
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
 
 
 def test_shipped_models_carry_a_temperature_fitted_on_validation():

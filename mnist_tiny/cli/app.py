@@ -494,6 +494,13 @@ def export(
     recorded = (loaded.meta or {}).get("test_acc")
     meta = {"model": loaded.name, "params": str(count_params(loaded.model)), "source": str(loaded.path),
             "input_scaling": "inside the graph", **({"recorded_test_acc": f"{recorded:.4f}"} if recorded else {})}
+    temperature = loaded.raw.get("temperature")  # fitted on validation when its training finished
+    if temperature is None and checkpoint is None:
+        from mnist_tiny.embed.runtime import shipped_temperature
+
+        temperature = shipped_temperature(loaded.name)
+    if isinstance(temperature, (int, float)) and temperature != 1.0:
+        meta["temperature"] = f"{temperature:.6f}"  # `predict --checkpoint FILE.onnx` reads with it
     path = export_onnx(loaded.model, out, meta)
     check = verify(path, loaded.model, test.images, test.labels)
     result = {"model": loaded.name, "out": str(path), **check}

@@ -49,6 +49,9 @@ def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any]) -> Path
         onnx.checker.check_model(graph)
         out.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(graph, tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it 0600: the user's usual permissions, as their other files
         os.replace(tmp, out)
     except UserError:
         raise
