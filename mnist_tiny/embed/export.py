@@ -32,34 +32,26 @@ def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any]) -> Path
     if out.exists():
         raise UserError(f"--out {out}: exists; choose a new file (nothing is overwritten)", 2)
     model = model.eval()
-    fd, tmp = tempfile.mkstemp(dir=out.parent if out.parent.is_dir() else None, suffix=".onnx")
-    os.close(fd)
+    from mnist_tiny.training.rundir import write_atomic
+
     try:
-        with warnings.catch_warnings():
+        with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
+            tmp = os.path.join(scratch, "model.onnx")
             warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notes are not the user's
             torch.onnx.export(model, (torch.zeros(1, 1, 28, 28),), tmp, input_names=["pixels"],
                               output_names=["logits"], dynamic_axes={"pixels": {0: "n"}, "logits": {0: "n"}},
                               opset_version=OPSET, dynamo=False)
-        graph = onnx.load(tmp)
+            graph = onnx.load(tmp)
         for key, value in {**meta, "input": INPUT_CONTRACT, "output": "logits: N×10, class k = digit k",
                            "labels": json.dumps(list(range(10)))}.items():
             entry = graph.metadata_props.add()
             entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
         graph.producer_name = "mnist-tiny"
         onnx.checker.check_model(graph)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(graph, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp made it 0600: the user's usual permissions, as their other files
-        os.replace(tmp, out)
-    except UserError:
-        raise
     except Exception as e:
         raise UserError(f"export to {out} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # The one atomic writer: fsync, the user's umask, a one-line error.
+    write_atomic(out, lambda f: f.write(graph.SerializeToString()))
     return out
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from mnist_tiny.data.mnist import load_mnist, train_val_split
 from mnist_tiny.device import resolve_device
 from mnist_tiny.errors import UserError
-from mnist_tiny.evaluation.metrics import evaluate
+from mnist_tiny.evaluation.metrics import evaluate, logits_for
 from mnist_tiny.fast import prepare
 from mnist_tiny.models.registry import count_params
 from mnist_tiny.settings import Settings, data_dir_for
@@ -45,26 +45,26 @@ def run_eval(loaded: Checkpoint, settings: Settings, split: str = "test", report
     device = resolve_device(settings.device)
     data = eval_split(loaded, settings, split)
     params = count_params(loaded.model)  # before `prepare_model` folds BatchNorm into the convs (fewer tensors)
-    result = evaluate(prepare(loaded.model, device), data.images, data.labels, device, settings.eval_batch_size)
+    model = prepare(loaded.model, device)
+    logits = logits_for(model, data.images, device, settings.eval_batch_size)
+    result = evaluate(logits, data.labels)
     result = {"model": loaded.name, "params": params, "checkpoint": str(loaded.path),
               "split": split, **result}
     if report is not None:
-        result["calibration"] = calibration(loaded, settings, split, data, device)
+        result["calibration"] = calibration(loaded, model, logits, data.labels, settings, split, device)
         write_report(result, data.images, Path(report))
         result["report"] = str(report)
     return result
 
 
-def calibration(loaded: Checkpoint, settings: Settings, split: str, data, device) -> dict[str, Any]:
-    """The split's reliability with the raw softmax and with the checkpoint's temperature (recorded when its
-    training finished; else fitted now on its own validation split, never on the split being scored)."""
+def calibration(loaded: Checkpoint, model, logits, labels, settings: Settings, split: str, device) -> dict[str, Any]:
+    """The split's reliability (its `logits` from the prepared `model`) with the raw softmax and with the
+    checkpoint's temperature (recorded when its training finished; else fitted now on its own validation split,
+    never on the split being scored)."""
     from mnist_tiny.evaluation.calibration import fit_temperature, reliability
-    from mnist_tiny.evaluation.metrics import logits_for
     from mnist_tiny.reader.predict import softmax
 
-    model = prepare(loaded.model, device)
-    logits = logits_for(model, data.images, device, settings.eval_batch_size).double().numpy()
-    labels = data.labels.numpy()
+    logits, labels = logits.double().numpy(), labels.numpy()
     out: dict[str, Any] = {"raw": reliability(softmax(logits), labels)}
     temperature, source = loaded.raw.get("temperature"), "recorded in the checkpoint (fitted on its validation split)"
     if not isinstance(temperature, (int, float)) and split != "val":

@@ -55,12 +55,13 @@ WIDE, WIDE_COST = 1.4, 2.0  # and, per unit of width over WIDE heights, against 
 
 @dataclass
 class Layout:
-    """Where the digits of one image may be: pieces of ink left to right, the runs of them that may each be one
-    digit (`spans`, with a 28×28 crop each), and the whole image as one digit (`crops[-1]`)."""
+    """Where the digits of one image may be: pieces of ink left to right and the runs of them that may each be one
+    digit (`spans`, with a 28×28 crop and a box each; the run over every piece is the image read as one digit).
+    With `expect="one"` there are no pieces: one crop, the whole image."""
 
     spans: list[tuple[int, int]]
     crops: list[np.ndarray]
-    boxes: list[tuple[int, int, int, int]]  # per span, then the whole: top, bottom, left, right in the ink map
+    boxes: list[tuple[int, int, int, int]]  # per span: top, bottom, left, right in the ink map
     short: list[bool]  # per piece: too short to be a digit alone (a 5's bar, a dash, a speck)
     blobs: list[int]  # per piece: the connected blob it was cut from
     ink: np.ndarray | None = None  # the ink map (for `--show`: its preview), else None
@@ -78,12 +79,10 @@ class Layout:
 
     def best(self, logp: np.ndarray) -> list[int]:
         """The reading that the model finds likeliest: spans covering the pieces left to right (a short piece may
-        be left out), maximising the sum of each span's log-confidence. One span over every piece is the
-        whole image read as one digit; `expect="many"` asks for at least two."""
+        be left out), maximising the sum of each span's log-confidence; `expect="many"` asks for at least two."""
         n = len(self.short)
         if n == 0:
-            return [len(self.spans)]  # "one": the whole image
-        whole = len(self.spans)
+            return [0]  # "one": the whole image
         best: list[tuple[float, list[int]] | None] = [(0.0, [])] + [None] * n
         for j in range(1, n + 1):
             options = []
@@ -94,11 +93,10 @@ class Layout:
                     continue
                 if self.expect == "many" and n > 1 and a == 0 and b == n - 1:
                     continue  # a number was asked for (a lone narrow piece cannot be cut: it stays one digit)
-                score = logp[whole if (a == 0 and b == n - 1) else s] - self.cost(a, b, s)
+                score = logp[s] - self.cost(a, b, s)
                 options.append((best[a][0] + score, best[a][1] + [s]))
             best[j] = max(options, key=lambda o: o[0]) if options else None
-        path = best[n][1] if best[n] is not None else []
-        return [whole] if len(path) == 1 and self.spans[path[0]] == (0, n - 1) else path
+        return best[n][1] if best[n] is not None else []
 
 
 def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str | None]:
@@ -121,10 +119,9 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
     height = digit_height(pieces)
     runs = spans(pieces, height)
     joined = [join(pieces[a:b + 1]) for a, b in runs]
-    everything = join(pieces)  # one digit: every piece, without the specks and line remnants around them
-    crops = [centre_digit(p.ink) for p in joined + [everything]]
+    crops = [centre_digit(p.ink) for p in joined]  # a run over every piece: one digit, without specks and lines
     short = [p.box[1] - p.box[0] < 0.45 * height for p in pieces]
-    return Layout(runs, crops, [p.box for p in joined + [everything]], short, [p.blob for p in pieces], clean,
+    return Layout(runs, crops, [p.box for p in joined], short, [p.blob for p in pieces], clean,
                   expect, clean.shape[1]), None
 
 

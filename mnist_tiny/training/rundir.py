@@ -132,9 +132,10 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """`write(file)` into a temporary file beside `path`, fsync, then rename: a crash or a full disk leaves the old
     file as it was. A failure is one UserError naming the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -146,7 +147,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
         reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise UserError(f"cannot write {path}: {reason}{kept}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
