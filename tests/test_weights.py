@@ -37,3 +37,31 @@ def test_default_and_reference_sweeps_reach_99_4_without_choosing_on_test(name):
     meta = read_checkpoint(get_spec(name).weights_path)["meta"]
     assert meta["checkpoint"] == "last" and meta["epochs"] <= 15
     assert len(meta["sweep"]["seeds"]) >= 5 and meta["sweep"]["mean"] >= 0.994
+
+
+# Issue 23's classes that a shipped model meets: name -> (parameter bound, epoch limit, "must" on the mean, the
+# course rules it must pass as well). `micro-2k` (99.06%) and `nano-590` (96.87%) do not meet theirs: README says so.
+FRONTIER = {
+    "course-8k": (8_000, 15, 0.994, "bn,dropout,gap,fc"),
+    "small-5k": (5_000, 15, 0.993, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRONTIER))
+def test_a_frontier_model_meets_its_class_on_the_raw_test_set(name, mnist):
+    """Its size and recipe are within the class, the recorded sweep (≥ 5 seeds, last epoch, never chosen on test)
+    averages the class's "must", and the shipped weights, scored here by a plain loop on raw pixels, meet it too."""
+    bound, epoch_limit, must, rules = FRONTIER[name]
+    meta = read_checkpoint(get_spec(name).weights_path)["meta"]
+    model = mnist_tiny.get_model(name, pretrained=True).eval()
+    assert sum(p.numel() for p in model.parameters()) <= bound
+    assert meta["checkpoint"] == "last" and meta["epochs"] <= epoch_limit
+    assert len(meta["sweep"]["seeds"]) >= 5 and meta["sweep"]["mean"] >= must
+    images, labels = mnist["test"].images, mnist["test"].labels
+    with torch.no_grad():
+        predicted = torch.cat([model(images[i:i + 1000].unsqueeze(1).float() / 255).argmax(1)
+                               for i in range(0, 10000, 1000)])
+    assert (predicted == labels).float().mean().item() >= must
+    if rules:
+        verdict = mnist_tiny.check(name, max_params=bound, require=rules)
+        assert verdict["passed"], verdict["checks"]

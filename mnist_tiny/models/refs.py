@@ -66,7 +66,7 @@ class ModelSource:
                 "path": str(self.path) if self.path else None, "sha256": self.sha256, "text": self.text}
 
 
-ARCHITECTURES = ("fast11k", "lean", "reference", "tiny")  # the files under models/ that register models
+ARCHITECTURES = ("fast11k", "gap3", "lean", "reference", "tiny")  # the files under models/ that register models
 
 
 def _load_builtin_models() -> None:
