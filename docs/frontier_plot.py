@@ -81,18 +81,21 @@ def main(out: Path = REPO / "docs" / "frontier.png") -> None:
         previous = bound
 
     def place(x: float, y: float, text: str, colour, x_left: float | None = None) -> None:
-        """The label right (or left, of `x_left` if given) of its mark, moved down or up until it overlaps no
-        earlier label or mark."""
+        """The label at the nearest free spot: right of its mark, left of it (of `x_left` if given), or centred
+        above or below it, moving away row by row until it overlaps no earlier label or mark."""
         w = draw.textlength(text, font=small)
-        for dy in (0, 14, -14, 28, -28, 42, -42, 56, -56, 70, -70):
-            for x0 in (x + 8, (x if x_left is None else x_left) - 8 - w):
-                box = (x0, y - 7 + dy, x0 + w, y + 7 + dy)
-                inside = box[0] >= left + 2 and box[2] <= right - 2 and box[1] >= top + 2 and box[3] <= bottom - 2
-                if inside and not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3]
-                                      for b in taken):
-                    taken.append(box)
-                    draw.text((box[0], box[1]), text, fill=colour, font=small)
-                    return
+        right_of, left_of, centred = x + 8, (x if x_left is None else x_left) - 8 - w, x - w / 2
+        cost = {right_of: 0, left_of: 6, centred: 10}
+        spots = sorted(((x0, dy) for dy in range(-84, 85, 14) for x0 in (right_of, left_of, centred)
+                        if not (x0 == centred and abs(dy) < 14)),  # centred on the mark itself
+                       key=lambda spot: abs(spot[1]) + cost[spot[0]])
+        for x0, dy in spots:
+            box = (x0, y - 7 + dy, x0 + w, y + 7 + dy)
+            inside = box[0] >= left + 2 and box[2] <= right - 2 and box[1] >= top + 2 and box[3] <= bottom - 2
+            if inside and not any(b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in taken):
+                taken.append(box)
+                draw.text((box[0], box[1]), text, fill=colour, font=small)
+                return
 
     x0, y0 = xy(PUBLIC_BAND[0], PUBLIC_BAND[3])
     x1, y1 = xy(PUBLIC_BAND[1], PUBLIC_BAND[2])

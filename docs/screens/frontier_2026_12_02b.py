@@ -93,3 +93,11 @@ class Strided(FastLean):
         super().__init__()
         self.block1 = nn.Sequential(*crb(1, 8, 1), nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.ReLU(),
                                     nn.BatchNorm2d(12))
+
+
+class M3(nn.Sequential):
+    """<=1k, micro-2k's shape with one block fewer at 14x14: 8 @28, sep 10 @28, sep 12 @14, sep 16 @7, GAP, FC (996)."""
+
+    def __init__(self):
+        super().__init__(Normalize(), conv_bn(1, 8), separable(8, 10), nn.MaxPool2d(2),
+                         separable(10, 12), nn.MaxPool2d(2), separable(12, 16), Head(16))
