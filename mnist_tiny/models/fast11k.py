@@ -14,12 +14,8 @@ was chosen on validation accuracy; its figures and times are in docs/results.md 
 import torch
 from torch import nn
 
-from mnist_tiny.models.layers import Normalize
+from mnist_tiny.models.layers import Normalize, conv_relu_bn
 from mnist_tiny.models.registry import register_model
-
-
-def _conv_relu_bn(cin: int, cout: int, padding: int, affine: bool = True) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=padding), nn.ReLU(), nn.BatchNorm2d(cout, affine=affine)]
 
 
 @register_model(
@@ -33,12 +29,12 @@ class Fast11k(nn.Module):
         super().__init__()
         self.normalize = Normalize()
         self.block1 = nn.Sequential(  # 28×28 → 14×14, RF 6
-            *_conv_relu_bn(1, 8, 1),
+            *conv_relu_bn(1, 8, 1),
             nn.Conv2d(8, 12, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(), nn.BatchNorm2d(12))
         self.transition = nn.Conv2d(12, 8, 1, bias=False)  # bias-free: the valid 3×3 after it has one
-        self.block2 = nn.Sequential(*_conv_relu_bn(8, 16, 0), *_conv_relu_bn(16, 24, 0))  # 14×14 → 10×10
+        self.block2 = nn.Sequential(*conv_relu_bn(8, 16, 0), *conv_relu_bn(16, 24, 0))  # 14×14 → 10×10
         # The last BatchNorm has no affine: only linear steps follow (pool, FC), which absorb it (see lean.py).
-        self.block3 = nn.Sequential(nn.MaxPool2d(2), *_conv_relu_bn(24, 24, 1, affine=False))  # 5×5
+        self.block3 = nn.Sequential(nn.MaxPool2d(2), *conv_relu_bn(24, 24, 1, affine=False))  # 5×5
         self.gap = nn.AvgPool2d(3)  # as in s6-compact: the top-left 3×3 of the 5×5 map (it spans the digit)
         self.fc = nn.Linear(24, 10)
 

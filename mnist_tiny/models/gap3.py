@@ -2,7 +2,7 @@
 3×3 map, every position of it a window onto the digit.
 
 The classic exercise asks for BatchNorm, an active Dropout, a true global average pool and a fully connected layer.
-`lean-6k` and `fast-11k` reach 99.4% without the last three (their dropout is at p=0 and their `AvgPool2d(3)`
+`lean-6k` and `fast-11k` reach 99.4% without two of them (their dropout is at p=0 and their `AvgPool2d(3)`
 averages 9 of 25 positions); `course-8k` keeps all four, as the model computes them (`mnist-tiny check`):
 - `fast-11k`'s order at 28×28: the second conv pooled before its ReLU and BatchNorm;
 - the 5×5 conv is *valid*: averaging the 5×5 map of a padded conv instead (`s6-lean` with a true GAP: 99.28 and
@@ -15,15 +15,11 @@ figures: docs/results.md.
 import torch
 from torch import nn
 
-from mnist_tiny.models.layers import Normalize
+from mnist_tiny.models.layers import Normalize, conv_relu_bn
 from mnist_tiny.models.registry import register_model
 
 # lean-6k's recipe: batch 128 trains as two one-thread processes of 64 on a 2-core CPU.
 RECIPE = {"epochs": 15, "batch_size": 128, "lr": 0.1}
-
-
-def _conv_relu_bn(cin: int, cout: int, padding: int, affine: bool = True) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=padding), nn.ReLU(), nn.BatchNorm2d(cout, affine=affine)]
 
 
 class Gap3Net(nn.Module):
@@ -39,12 +35,12 @@ class Gap3Net(nn.Module):
         a, b, t, d, e, f = widths
         self.normalize = Normalize()
         self.block1 = nn.Sequential(  # 28×28 → 14×14
-            *_conv_relu_bn(1, a, 1),
+            *conv_relu_bn(1, a, 1),
             nn.Conv2d(a, b, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(), nn.BatchNorm2d(b))
         self.transition = nn.Conv2d(b, t, 1, bias=False)  # bias-free: the valid 3×3 after it has one
-        self.block2 = nn.Sequential(*_conv_relu_bn(t, d, 0), *_conv_relu_bn(d, e, 0))  # 14×14 → 10×10
+        self.block2 = nn.Sequential(*conv_relu_bn(t, d, 0), *conv_relu_bn(d, e, 0))  # 14×14 → 10×10
         # No affine in the last BatchNorm: only linear steps follow (pool, dropout, FC), which absorb it.
-        self.block3 = nn.Sequential(nn.MaxPool2d(2), *_conv_relu_bn(e, f, 0, affine=False))  # 5×5 → 3×3
+        self.block3 = nn.Sequential(nn.MaxPool2d(2), *conv_relu_bn(e, f, 0, affine=False))  # 5×5 → 3×3
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                   *([nn.Dropout(dropout)] if dropout else []), nn.Linear(f, 10))
 

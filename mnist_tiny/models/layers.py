@@ -14,6 +14,11 @@ class Normalize(nn.Module):
         return (x - MNIST_MEAN) / MNIST_STD
 
 
+def conv_relu_bn(cin: int, cout: int, padding: int, affine: bool = True) -> list[nn.Module]:
+    """A 3×3 conv with bias, ReLU, then BatchNorm (the references' order), as a list to splice into a Sequential."""
+    return [nn.Conv2d(cin, cout, 3, padding=padding), nn.ReLU(), nn.BatchNorm2d(cout, affine=affine)]
+
+
 class SqueezeExcite(nn.Module):
     """Channel attention: global average → 1×1 squeeze → ReLU → 1×1 expand → sigmoid gate."""
 
