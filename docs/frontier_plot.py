@@ -2,23 +2,23 @@
 
     python docs/frontier_plot.py    # rewrites docs/frontier.png
 
-Our points are the sweeps recorded beside the shipped weights (`mnist_tiny/models/weights/NAME.json`: the mean
-± std over seeds at the last epoch, never chosen on the test set). The public points are those issue 23 lists,
+Our points are the sweeps recorded beside the shipped weights (`models.hub.weights_meta`, from
+`mnist_tiny/models/weights/NAME.json`: the mean ± std over seeds at the last epoch, never chosen on the test set). The public points are those issue 23 lists,
 drawn hollow and labelled as what they are; the grey steps are the issue's "must" per class.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from mnist_tiny.models.hub import weights_meta
+from mnist_tiny.models.refs import get_spec, list_models
 from mnist_tiny.ui.plots import INK, GRID, PALETTE, _font
 
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = REPO / "mnist_tiny" / "models" / "weights"
 OURS_COLOUR, PUBLIC_COLOUR, MUST_COLOUR = PALETTE[0], PALETTE[3], (150, 150, 150)
 
 # (params, accuracy %, label); the kind says how the figure was reached.
@@ -33,12 +33,12 @@ MUST = [(600, 97.5), (1000, 98.5), (2000, 99.1), (5000, 99.3), (8000, 99.4)]  # 
 
 
 def ours() -> list[tuple[int, float, float, str]]:
+    """(params, mean %, std %, name) of every registry model whose shipped weights record a sweep."""
     rows = []
-    for path in sorted(WEIGHTS.glob("*.json")):
-        meta = json.loads(path.read_text())["meta"]
-        sweep = meta.get("sweep")
-        if sweep:
-            rows.append((meta["params"], 100 * sweep["mean"], 100 * sweep["std"], path.stem))
+    for name in list_models():
+        meta = weights_meta(get_spec(name))
+        if meta.get("sweep"):
+            rows.append((meta["params"], 100 * meta["sweep"]["mean"], 100 * meta["sweep"]["std"], name))
     return rows
 
 

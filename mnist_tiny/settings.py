@@ -36,6 +36,12 @@ def default_data_dir() -> Path:
     return Path(cache) / "mnist-tiny"
 
 
+def val_seed_of(seed, split_seed):
+    """The seed that drew a run's validation split, from its `seed` and `split_seed` (as settings or as recorded in
+    a checkpoint or a weights file): `split_seed` when set, else `seed`."""
+    return seed if split_seed is None else split_seed
+
+
 class Settings(BaseModel):
     """Everything a run depends on. Saved in the run directory and in every checkpoint."""
 
@@ -89,7 +95,7 @@ class Settings(BaseModel):
     @property
     def val_seed(self) -> int:
         """The seed that draws the validation split."""
-        return self.seed if self.split_seed is None else self.split_seed
+        return val_seed_of(self.seed, self.split_seed)
 
     @field_validator("data_dir", "out")
     @classmethod

@@ -200,6 +200,21 @@ def test_training_records_a_temperature_that_predict_and_eval_use(tmp_path, mnis
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+    # A temperature no fit could give (0: a division by zero) is not used: eval fits one on validation, export
+    # records none, and the reader reads with the raw softmax.
+    raw_checkpoint = torch.load(run / "last.pt", weights_only=True)
+    torch.save({**raw_checkpoint, "temperature": 0}, tmp_path / "zero.pt")
+    report = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "zero.pt"), "--data-dir", str(data_dir),
+                                      "--report", str(tmp_path / "report0")])
+    assert report.exit_code == 0, report.output
+    calibration = json.loads((tmp_path / "report0" / "metrics.json").read_text(), parse_constant=pytest.fail)["calibration"]
+    assert calibration["temperature"] == pytest.approx(temperature, rel=1e-3)
+    assert calibration["temperature_source"] == "fitted now on its validation split"
+    exported = CliRunner().invoke(app, ["export", "--checkpoint", str(tmp_path / "zero.pt"), "--out",
+                                        str(tmp_path / "zero.onnx"), "--data-dir", str(data_dir)])
+    assert exported.exit_code == 0, exported.output
+    assert OnnxReader(tmp_path / "zero.onnx").temperature == 1.0
+    assert torch_logits(load_checkpoint(tmp_path / "zero.pt").model, 0).temperature == 1.0
 
 
 def test_shipped_models_carry_a_temperature_fitted_on_validation():

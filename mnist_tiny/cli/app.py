@@ -494,12 +494,14 @@ def export(
     recorded = (loaded.meta or {}).get("test_acc")
     meta = {"model": loaded.name, "params": str(count_params(loaded.model)), "source": str(loaded.path),
             "input_scaling": "inside the graph", **({"recorded_test_acc": f"{recorded:.4f}"} if recorded else {})}
-    temperature = loaded.raw.get("temperature")  # fitted on validation when its training finished
+    from mnist_tiny.evaluation.calibration import usable_temperature
+
+    temperature = usable_temperature(loaded.raw.get("temperature"))  # fitted on validation when training finished
     if temperature is None and checkpoint is None:
         from mnist_tiny.embed.runtime import shipped_temperature
 
         temperature = shipped_temperature(loaded.name)
-    if isinstance(temperature, (int, float)) and temperature != 1.0:
+    if temperature is not None and temperature != 1.0:
         meta["temperature"] = f"{temperature:.6f}"  # `predict --checkpoint FILE.onnx` reads with it
     path = export_onnx(loaded.model, out, meta)
     check = verify(path, loaded.model, test.images, test.labels)
@@ -549,9 +551,10 @@ def predict(
     failed = [r for r in results if "error" in r]
     for r in failed:
         error(f"{r['path']}: {r['error']}")
-    if not any(r.get("text") for r in results) and len(failed) < len(results):
+    read_some = any(r.get("text") for r in results)
+    if not read_some and len(failed) < len(results):
         error("no digit was read in " + ("this image" if len(results) == 1 else f"any of the {len(results)} images"))
-    if failed or not any(r.get("text") for r in results):
+    if failed or not read_some:
         raise typer.Exit(1)
 
 

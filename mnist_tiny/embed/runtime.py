@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from mnist_tiny.errors import UserError
+from mnist_tiny.evaluation.calibration import usable_temperature
 
 Logits = Callable[[np.ndarray], np.ndarray]  # N×1×28×28 float32 in [0, 1] → N×10 logits
 
@@ -37,7 +38,7 @@ def shipped_temperature(name: str) -> float:
         value = json.loads(meta.read_text())["meta"].get("temperature") if meta and meta.is_file() else None
     except (OSError, ValueError, KeyError, AttributeError):
         return 1.0
-    return _temperature(value)
+    return usable_temperature(value) or 1.0
 
 
 def have_onnxruntime() -> bool:
@@ -71,7 +72,7 @@ class OnnxReader:
         self.path = Path(path)
         self.name = self.meta.get("model", Path(path).stem)
         # Fitted on the model's validation split: written into the file by `export`, or beside a shipped one.
-        self.temperature = _temperature(self.meta.get("temperature"))
+        self.temperature = usable_temperature(self.meta.get("temperature")) or 1.0
         if "temperature" not in self.meta and shipped_onnx(self.path.stem) == self.path:
             self.temperature = shipped_temperature(self.path.stem)
 
@@ -90,14 +91,6 @@ def torch_logits(model, temperature=None) -> Logits:
         with torch.inference_mode():
             return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).float().numpy()
 
-    logits.temperature = _temperature(temperature)
+    logits.temperature = usable_temperature(temperature) or 1.0
     return logits
 
-
-def _temperature(value) -> float:
-    """A recorded temperature, if it is a sane one; else 1.0 (the raw softmax)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return 1.0
-    return value if 0.05 <= value <= 20 else 1.0

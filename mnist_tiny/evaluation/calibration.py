@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 BINS = 15
+T_MIN, T_MAX = 0.05, 20.0  # the temperatures fit_temperature searches, and the only ones a reader accepts
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,11 +26,21 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(-log_softmax(logits / temperature)[np.arange(len(labels)), labels].mean())
 
 
+def usable_temperature(value) -> float | None:
+    """A recorded temperature (a checkpoint's, an ONNX file's metadata) as a float if it is one `fit_temperature`
+    could have fitted; None for anything else (missing, not a number, 0, negative, absurd)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if T_MIN <= value <= T_MAX else None
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The T in [0.05, 20] minimising the mean NLL of softmax(logits / T): golden-section search on log T
+    """The T in [T_MIN, T_MAX] minimising the mean NLL of softmax(logits / T): golden-section search on log T
     (the NLL is unimodal in it)."""
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    lo, hi = np.log(0.05), np.log(20.0)
+    lo, hi = np.log(T_MIN), np.log(T_MAX)
     ratio = (np.sqrt(5) - 1) / 2
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
     fa, fb = nll(logits, labels, np.exp(a)), nll(logits, labels, np.exp(b))
@@ -68,26 +79,21 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> dict
 
 def calibration_report(val_logits, val_labels, test_logits, test_labels) -> dict:
     """Fit T on validation; the test set's reliability before and after (the digits read do not change)."""
-    from mnist_tiny.reader.predict import softmax
-
     t = fit_temperature(val_logits, val_labels)
     test_logits = np.asarray(test_logits, dtype=np.float64)
     return {"temperature": t, "fitted_on": f"validation ({len(val_labels):,} images)",
-            "raw": reliability(softmax(test_logits), test_labels),
-            "calibrated": reliability(softmax(test_logits / t), test_labels)}
+            "raw": reliability(np.exp(log_softmax(test_logits)), test_labels),
+            "calibrated": reliability(np.exp(log_softmax(test_logits / t)), test_labels)}
 
 
 def _fit_shipped(names: list[str]) -> None:
     """Fit and record the temperature of each shipped model on the validation split its weights trained beside."""
-    import json
-    from pathlib import Path
-
     import torch
 
     from mnist_tiny.data.mnist import load_mnist, train_val_split
-    from mnist_tiny.models.hub import get_model, meta_path, weights_meta
+    from mnist_tiny.models.hub import get_model, weights_meta, write_meta
     from mnist_tiny.models.refs import get_spec, list_models
-    from mnist_tiny.settings import resolve_settings
+    from mnist_tiny.settings import resolve_settings, val_seed_of
 
     settings = resolve_settings({}, with_recipe=False)
     splits = load_mnist(settings.data_dir, settings.download, settings.mirror)
@@ -95,21 +101,17 @@ def _fit_shipped(names: list[str]) -> None:
         spec = get_spec(name)
         meta = weights_meta(spec)
         recipe = meta.get("recipe", {})
-        split_seed = recipe.get("split_seed")
-        seed = recipe.get("seed", meta.get("seed", 0)) if split_seed is None else split_seed
+        seed = val_seed_of(recipe.get("seed", meta.get("seed", 0)), recipe.get("split_seed"))
         _, val = train_val_split(splits["train"], recipe.get("val_size", 5000), seed, recipe.get("subset"))
         model = get_model(name, pretrained=True).eval()
         with torch.inference_mode():
             val_logits = model(val.images.float().unsqueeze(1) / 255).double().numpy()
             test_logits = model(splits["test"].images.float().unsqueeze(1) / 255).double().numpy()
         report = calibration_report(val_logits, val.labels.numpy(), test_logits, splits["test"].labels.numpy())
-        path = meta_path(spec)
-        data = json.loads(Path(path).read_text())
-        data["meta"]["temperature"] = round(report["temperature"], 4)
-        data["meta"]["calibration"] = {"fitted_on": report["fitted_on"],
-                                       "test_ece_raw": round(report["raw"]["ece"], 5),
-                                       "test_ece_calibrated": round(report["calibrated"]["ece"], 5)}
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+        write_meta(spec, {**meta, "temperature": round(report["temperature"], 4),
+                          "calibration": {"fitted_on": report["fitted_on"],
+                                          "test_ece_raw": round(report["raw"]["ece"], 5),
+                                          "test_ece_calibrated": round(report["calibrated"]["ece"], 5)}})
         print(f"{name}: T = {report['temperature']:.3f}; test ECE {100 * report['raw']['ece']:.2f}% → "
               f"{100 * report['calibrated']['ece']:.2f}%")
 

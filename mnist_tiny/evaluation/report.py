@@ -61,21 +61,22 @@ def calibration(loaded: Checkpoint, model, logits, labels, settings: Settings, s
     """The split's reliability (its `logits` from the prepared `model`) with the raw softmax and with the
     checkpoint's temperature (recorded when its training finished; else fitted now on its own validation split,
     never on the split being scored)."""
-    from mnist_tiny.evaluation.calibration import fit_temperature, reliability
+    from mnist_tiny.evaluation.calibration import fit_temperature, reliability, usable_temperature
     from mnist_tiny.reader.predict import softmax
 
     logits, labels = logits.double().numpy(), labels.numpy()
     out: dict[str, Any] = {"raw": reliability(softmax(logits), labels)}
-    temperature, source = loaded.raw.get("temperature"), "recorded in the checkpoint (fitted on its validation split)"
-    if not isinstance(temperature, (int, float)) and split != "val":
+    temperature = usable_temperature(loaded.raw.get("temperature"))
+    source = "recorded in the checkpoint (fitted on its validation split)"
+    if temperature is None and split != "val":
         try:
             val = eval_split(loaded, settings, "val")
             val_logits = logits_for(model, val.images, device, settings.eval_batch_size).double().numpy()
             temperature, source = fit_temperature(val_logits, val.labels.numpy()), "fitted now on its validation split"
         except UserError:
             temperature = None
-    if isinstance(temperature, (int, float)):
-        out.update(temperature=float(temperature), temperature_source=source,
+    if temperature is not None:
+        out.update(temperature=temperature, temperature_source=source,
                    calibrated=reliability(softmax(logits / temperature), labels))
     return out
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tiny.errors import UserError
-from mnist_tiny.settings import Settings
+from mnist_tiny.settings import Settings, val_seed_of
 
 TEMPERATURE = 4.0
 
@@ -40,7 +40,7 @@ def load_teacher(s: Settings, device: torch.device) -> torch.nn.Module | None:
         loaded = load_checkpoint(s.teacher)
         model, recorded = loaded.model, loaded.settings if isinstance(loaded.settings, dict) else {}
     size = recorded.get("val_size")
-    seed = recorded.get("split_seed") if recorded.get("split_seed") is not None else recorded.get("seed")
+    seed = val_seed_of(recorded.get("seed"), recorded.get("split_seed"))
     if size != s.val_size or seed != s.val_seed or recorded.get("subset") is not None:
         raise UserError(f"teacher {s.teacher}: held out {size} validation images drawn with seed {seed}; this run "
                         f"holds out {s.val_size} drawn with seed {s.val_seed}, some of which the teacher learned. "
