@@ -66,6 +66,9 @@ class Settings(BaseModel):
     warmup: float = Field(0.2, ge=0, lt=1, description="fraction of steps spent warming up (onecycle)")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights; 0 = off")
+    recalibrate_bn: int = Field(0, ge=0, le=60_000, description=(
+        "before each checkpoint is scored and saved, average its BatchNorm statistics over this many unaugmented "
+        "training images; 0 = keep the running averages"))
     rotate: float = Field(7.0, ge=0, le=180, description="augmentation: max rotation, degrees")
     translate: float = Field(0.06, ge=0, le=0.5, description="augmentation: max shift, fraction of the image")
     scale: float = Field(0.06, ge=0, lt=1, description="augmentation: max zoom in/out, fraction")

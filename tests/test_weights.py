@@ -39,12 +39,14 @@ def test_default_and_reference_sweeps_reach_99_4_without_choosing_on_test(name):
     assert len(meta["sweep"]["seeds"]) >= 5 and meta["sweep"]["mean"] >= 0.994
 
 
-# Issue 23's classes that a shipped model meets: name -> (parameter bound, epoch limit, "must" on the mean, the
-# course rules it must pass as well). `micro-2k` (99.06%), `micro-1k` (98.36%) and `nano-590` (96.87%) do not meet
-# theirs: README says so.
+# Issue 23's classes that a shipped model meets: name -> (parameter bound, epoch limit or None, "must" on the mean,
+# the course rules it must pass as well). `micro-2k` (99.06%), `micro-1k` (98.36%) and `nano-590` (96.87%) do not
+# meet theirs: README says so. "Small and fast" (`fast-6k`) also has a time bound, 90 s a run on 2 cores: a
+# benchmark's figure (docs/performance.md), not a timed test.
 FRONTIER = {
     "course-8k": (8_000, 15, 0.994, "bn,dropout,gap,fc"),
     "small-5k": (5_000, 15, 0.993, None),
+    "fast-6k": (6_900, None, 0.994, None),
 }
 
 
@@ -56,7 +58,7 @@ def test_a_frontier_model_meets_its_class_on_the_raw_test_set(name, mnist):
     meta = read_checkpoint(get_spec(name).weights_path)["meta"]
     model = mnist_tiny.get_model(name, pretrained=True).eval()
     assert sum(p.numel() for p in model.parameters()) <= bound
-    assert meta["checkpoint"] == "last" and meta["epochs"] <= epoch_limit
+    assert meta["checkpoint"] == "last" and (epoch_limit is None or meta["epochs"] <= epoch_limit)
     assert len(meta["sweep"]["seeds"]) >= 5 and meta["sweep"]["mean"] >= must
     images, labels = mnist["test"].images, mnist["test"].labels
     with torch.no_grad():

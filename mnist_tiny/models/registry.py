@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_MODEL = "fast-11k"
+# Issue 23: the default is the model that reaches 99.4% (5-seed mean) with ≤6,900 parameters in ≤90 s on 2 cores.
+DEFAULT_MODEL = "fast-6k"
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from mnist_tiny.parallel.distributed import (
 from mnist_tiny.parallel.policy import planned_processes, threads_per_process
 from mnist_tiny.settings import Settings
 from mnist_tiny.training import distill, rundir
+from mnist_tiny.training.bn_stats import recalibrated
 from mnist_tiny.training.checkpoint import FORMAT, read_checkpoint, save_atomic, versions
 from mnist_tiny.training.finish import finish
 from mnist_tiny.training.optim import make_optimizer
@@ -177,6 +178,14 @@ class Run:
     def eval_model(self) -> torch.nn.Module:
         return self.ema.model if self.ema else self.model
 
+    def scored_model(self, images: torch.Tensor) -> torch.nn.Module:
+        """What this epoch's checkpoints hold and validation scores: the eval model, its BatchNorm statistics
+        taken again on clean training `images` when `recalibrate_bn` asks (a copy: training goes on unchanged)."""
+        if not self.s.recalibrate_bn:
+            return self.eval_model
+        with solo_threads(self.world):
+            return recalibrated(self.eval_model, images, self.s.recalibrate_bn, self.s.seed, self.s.eval_batch_size)
+
     def restore(self, state: dict[str, Any], resume: Path) -> None:
         r = state["resume"]
         try:
@@ -231,19 +240,20 @@ class Run:
         running["seconds"] += time.perf_counter() - tick
         return None
 
-    def validate(self, epoch: int, totals: list[float], val_split) -> dict[str, Any]:
+    def validate(self, epoch: int, totals: list[float], val_split, scored: torch.nn.Module) -> dict[str, Any]:
         loss_sum, correct, seen = totals
         with solo_threads(self.world):
-            val_loss, val_acc = loss_and_accuracy(inference_copy(self.eval_model, self.device), val_split.images,
+            val_loss, val_acc = loss_and_accuracy(inference_copy(scored, self.device), val_split.images,
                                                   val_split.labels, self.device, self.s.eval_batch_size)
         return {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                 "val_loss": val_loss, "val_acc": val_acc, "lr": self.optimizer.param_groups[0]["lr"],
                 "seconds": self.running["seconds"]}
 
-    def checkpoint(self, kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None) -> dict[str, Any]:
+    def checkpoint(self, kind: str, epoch: int, batch: int, epoch_rng: torch.Tensor, rngs=None,
+                   scored: torch.nn.Module | None = None) -> dict[str, Any]:
         s = self.s
         ckpt = {"format": FORMAT, "model": s.model, "source": self.source.record(), "input_scaling": self.scaling,
-                "state_dict": self.eval_model.state_dict(), "settings": s.model_dump(mode="json"),
+                "state_dict": (scored or self.eval_model).state_dict(), "settings": s.model_dump(mode="json"),
                 "metrics": self.history[-1] if self.history else {}, "versions": versions(), "kind": kind}
         if kind == "last":
             ckpt["train_state_dict"] = self.model.state_dict()
@@ -340,13 +350,15 @@ def _epochs(run: Run, out: Path, state, reporter, train_split, val_split, test_s
                 raise TrainingInterrupted(out / "last.pt", stop[0] if stop else signal.SIGTERM)
 
             if world.is_main:
-                row = run.validate(epoch, totals, val_split)
+                scored = run.scored_model(x)
+                row = run.validate(epoch, totals, val_split, scored)
                 run.history.append(row)
                 # Checkpoints are picked on validation accuracy only; ties go to the later (longer-trained) epoch.
                 if row["val_acc"] >= run.best["val_acc"]:
                     run.best = {"val_acc": row["val_acc"], "epoch": epoch + 1}
-                    save_atomic(run.checkpoint("best", epoch + 1, 0, epoch_rng), out / "best.pt")
-                save_atomic(run.checkpoint("last", epoch + 1, 0, run.order_rng.get_state(), rngs), out / "last.pt")
+                    save_atomic(run.checkpoint("best", epoch + 1, 0, epoch_rng, scored=scored), out / "best.pt")
+                save_atomic(run.checkpoint("last", epoch + 1, 0, run.order_rng.get_state(), rngs, scored=scored),
+                            out / "last.pt")
                 rundir.append_metrics(out, row)  # after last.pt: a crash in between repeats no row on resume
                 if reporter:
                     reporter.epoch_end(row)
