@@ -46,7 +46,7 @@ def test_train_with_recalibration_saves_and_scores_the_recalibrated_weights(tmp_
     """The checkpoint holds the recalibrated statistics, the validation figure in metrics is what those weights
     score, and the weights a resume continues from are the training ones (their own running averages)."""
     args = ["train", "--model", "tiny-2k", "--epochs", "1", "--subset", "2000", "--val-size", "500", "--seed", "2",
-            "--set", "threads=1", "--json"]
+            "--json"]
     plain = CliRunner().invoke(app, args + ["--out", str(tmp_path / "plain")])
     recal = CliRunner().invoke(app, args + ["--set", "recalibrate_bn=1000", "--out", str(tmp_path / "recal")])
     assert plain.exit_code == 0 and recal.exit_code == 0, plain.output + recal.output

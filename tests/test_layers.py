@@ -69,8 +69,10 @@ def test_a_pooled_conv_at_a_width_of_8_channels_computes_what_the_plain_layers_d
         assert torch.equal(out, plain_out) and out.is_contiguous(memory_format=torch.channels_last)
         assert torch.allclose(grad_in, plain_grad_in, atol=1e-6)
         assert grad_in.is_contiguous(memory_format=torch.channels_last)
-        for a, b in zip(layers.parameters(), plain.parameters()):  # summed in another order: equal to rounding
-            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+        for (name, a), b in zip(layers.named_parameters(), plain.parameters()):  # summed in another order
+            # The conv's bias gradient is 0 in exact arithmetic (a BatchNorm follows): what is computed is the
+            # rounding left over from summing terms of ~100, up to ~1e-5 on one thread.
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4 if name == "0.bias" else 1e-7), name
         for a, b in zip(layers.buffers(), plain.buffers()):
             assert torch.equal(a, b)
 
