@@ -18,8 +18,12 @@ from torch import nn
 from mnist_tiny.data.augment import to_float
 
 
-def norms_of(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def norms_of(model: nn.Module) -> list[nn.Module]:
+    """The BatchNorm layers of `model` that keep running statistics (and so are read with them in eval mode)."""
+    return [m for m in model.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
 
 
 def recalibrated(model: nn.Module, images: torch.Tensor, count: int, seed: int, batch_size: int = 500) -> nn.Module:
