@@ -12,8 +12,8 @@ was chosen on validation accuracy.
 
 `fast-6k`, the default, keeps the first change only (`lean-6k`'s 6,878 parameters in `fast-11k`'s order) and
 trains 10 epochs with its BatchNorm statistics taken again on clean training images (`training.bn_stats`): as
-accurate as `fast-11k`, with 4,400 parameters fewer, in about 1.5× its time. Figures and times: docs/results.md
-and docs/performance.md.
+accurate as `fast-11k` with 4,400 parameters fewer, and slower to train (its epoch costs about as much: the 28×28
+stage is the same). Figures and times: docs/results.md and docs/performance.md.
 """
 
 import torch
