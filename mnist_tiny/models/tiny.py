@@ -98,6 +98,13 @@ def _two_pools(stem: int, c28: int, last: int) -> nn.Sequential:
     )
 
 
+# The recipe of the `_three_pools` models (≤1k and ≤600 classes): the ≤600 screens' rate, no weight decay and
+# light augmentation, for 30 epochs (the classes' limit), with BatchNorm statistics retaken on 10,000 clean images
+# before each checkpoint. How each part was chosen, on validation: docs/results.md.
+THREE_POOLS_RECIPE = {"epochs": 30, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.0, "translate": 0.04, "scale": 0.04,
+                      "recalibrate_bn": 10000}
+
+
 def _three_pools(stem: int, c28: int, c14: int, c7: int) -> nn.Sequential:
     """`nano-590`'s shape: 1→stem, separable stem→c28 at 28×28 · pool · separable c28→c14 · pool · separable
     c14→c7 · pool to 4×4 · a 1×1 c7→10 with bias, whose global average is the logits."""
@@ -146,9 +153,7 @@ def micro_2k() -> nn.Module:
 @register_model(
     "micro-1k",
     "Ours, ≤1k: nano-590's design wider (6 detectors, separable 10 @28, 14 @14, 15 @7), 1×1 to the logits, 30 epochs",
-    # BatchNorm statistics retaken on 10,000 clean images before each checkpoint: chosen on validation (results.md).
-    recipe={"epochs": 30, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.0, "translate": 0.04, "scale": 0.04,
-            "recalibrate_bn": 10000},
+    recipe=THREE_POOLS_RECIPE,
 )
 def micro_1k() -> nn.Module:
     """984 parameters; RF 3 → 5 at 28×28 → 6 (pool) → 10 → 12 (pool) → 20 → 24 (pool), the 4×4 positions 8 px
@@ -186,9 +191,7 @@ def tiny_600() -> nn.Module:
 @register_model(
     "nano-590",
     "Ours, ≤600: 5 stroke detectors and a separable block at 28×28, separable 8 @14 and 10 @7, 1×1 to the logits",
-    # 30 epochs (the class's limit) with BatchNorm statistics retaken on clean images: chosen on validation.
-    recipe={"epochs": 30, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.0, "translate": 0.04, "scale": 0.04,
-            "recalibrate_bn": 10000},
+    recipe=THREE_POOLS_RECIPE,
 )
 def nano_590() -> nn.Module:
     """590 parameters; RF 3 → 5 at 28×28 → 6 (pool) → 10 → 12 (pool) → 20 → 24 (pool), the 4×4 positions 8 px
