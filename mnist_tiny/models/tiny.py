@@ -12,6 +12,8 @@ Shared design rules, each paid for in parameters:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -19,15 +21,19 @@ from mnist_tiny.models.layers import Normalize
 from mnist_tiny.models.registry import register_model
 
 
-def conv_bn(cin: int, cout: int, kernel: int = 3, padding: int = 1, groups: int = 1) -> nn.Sequential:
+Activation = Callable[[], nn.Module]
+
+
+def conv_bn(cin: int, cout: int, kernel: int = 3, padding: int = 1, groups: int = 1,
+            act: Activation = nn.ReLU) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=padding, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU())
+                         nn.BatchNorm2d(cout), act())
 
 
-def separable(cin: int, cout: int, padding: int = 1) -> nn.Sequential:
+def separable(cin: int, cout: int, padding: int = 1, act: Activation = nn.ReLU) -> nn.Sequential:
     """Depthwise 3×3 (9 weights per channel) then pointwise 1×1: ~1/8 of a full 3×3 conv's parameters."""
     return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=padding, groups=cin, bias=False),
-                         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+                         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), act())
 
 
 class GlobalAvgPool(nn.Module):
@@ -86,14 +92,14 @@ def tiny_4k() -> nn.Module:
     )
 
 
-def _two_pools(stem: int, c28: int, last: int) -> nn.Sequential:
+def _two_pools(stem: int, c28: int, last: int, act: Activation = nn.ReLU) -> nn.Sequential:
     """`tiny-2k`'s shape: 1→stem, separable stem→c28 at 28×28 · pool · separable c28→16, 16→16 at 14×14 · pool ·
     separable 16→last at 7×7 · GAP · Linear last→10."""
     return nn.Sequential(
         Normalize(),
-        conv_bn(1, stem), separable(stem, c28), nn.MaxPool2d(2),
-        separable(c28, 16), separable(16, 16), nn.MaxPool2d(2),
-        separable(16, last),
+        conv_bn(1, stem, act=act), separable(stem, c28, act=act), nn.MaxPool2d(2),
+        separable(c28, 16, act=act), separable(16, 16, act=act), nn.MaxPool2d(2),
+        separable(16, last, act=act),
         Head(last),
     )
 
@@ -105,14 +111,14 @@ THREE_POOLS_RECIPE = {"epochs": 30, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.
                       "recalibrate_bn": 10000}
 
 
-def _three_pools(stem: int, c28: int, c14: int, c7: int) -> nn.Sequential:
+def _three_pools(stem: int, c28: int, c14: int, c7: int, act: Activation = nn.ReLU) -> nn.Sequential:
     """`nano-590`'s shape: 1→stem, separable stem→c28 at 28×28 · pool · separable c28→c14 · pool · separable
     c14→c7 · pool to 4×4 · a 1×1 c7→10 with bias, whose global average is the logits."""
     return nn.Sequential(
         Normalize(),
-        conv_bn(1, stem), separable(stem, c28), nn.MaxPool2d(2),
-        separable(c28, c14), nn.MaxPool2d(2),
-        separable(c14, c7), nn.MaxPool2d(2, ceil_mode=True),
+        conv_bn(1, stem, act=act), separable(stem, c28, act=act), nn.MaxPool2d(2),
+        separable(c28, c14, act=act), nn.MaxPool2d(2),
+        separable(c14, c7, act=act), nn.MaxPool2d(2, ceil_mode=True),
         nn.Conv2d(c7, 10, 1),
         GlobalAvgPool(),
     )
