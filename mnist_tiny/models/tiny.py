@@ -112,7 +112,7 @@ THREE_POOLS_RECIPE = {"epochs": 30, "lr": 0.1, "weight_decay": 0.0, "rotate": 5.
 
 
 def _three_pools(stem: int, c28: int, c14: int, c7: int, act: Activation = nn.ReLU) -> nn.Sequential:
-    """`nano-590`'s shape: 1→stem, separable stem→c28 at 28×28 · pool · separable c28→c14 · pool · separable
+    """`nano-594`'s shape: 1→stem, separable stem→c28 at 28×28 · pool · separable c28→c14 · pool · separable
     c14→c7 · pool to 4×4 · a 1×1 c7→10 with bias, whose global average is the logits."""
     return nn.Sequential(
         Normalize(),
@@ -140,25 +140,26 @@ def tiny_2k() -> nn.Module:
 
 @register_model(
     "micro-2k",
-    "Ours, ≤2k: tiny-2k with 10 stroke detectors at 28×28 and 24 channels at 7×7, trained 20 epochs",
+    "Ours, ≤2k: tiny-2k with 10 stroke detectors at 28×28, 24 channels at 7×7 and PReLU, trained 20 epochs",
     # EMA of the weights and BatchNorm statistics retaken on 10,000 clean images, chosen on validation (results.md).
     recipe={"epochs": 20, "lr": 0.08, "weight_decay": 1e-4, "ema": 0.999, "recalibrate_bn": 10000},
 )
 def micro_2k() -> nn.Module:
-    """1,934 parameters; RF 3 → 5 → 6 (pool) → 10 → 14 → 16 (pool) → 24 at the last conv; GAP over 7×7 sees all.
+    """1,939 parameters; RF 3 → 5 → 6 (pool) → 10 → 14 → 16 (pool) → 24 at the last conv; GAP over 7×7 sees all.
 
     28×28: 1→10 (RF 3), separable 10→12 (RF 5) · pool → 14×14 · separable 12→16 (RF 10), 16→16 (RF 14)
-    · pool → 7×7 · separable 16→24 (RF 24) · GAP · Linear 24→10. Against `tiny-2k` the 176 parameters go to the
-    stroke detectors (the lesson of the ≤600 screens) and the last block, and the recipe runs 20 epochs, the
-    class's limit, instead of 15, with an EMA of the weights whose BatchNorm statistics are retaken on clean
-    training images at the end of each epoch (docs/results.md).
+    · pool → 7×7 · separable 16→24 (RF 24) · GAP · Linear 24→10, each BatchNorm followed by a PReLU with one
+    learned negative slope (5 parameters in all). Against `tiny-2k` the 176 parameters go to the stroke detectors
+    (the lesson of the ≤600 screens) and the last block, and the recipe runs 20 epochs, the class's limit, instead
+    of 15, with an EMA of the weights whose BatchNorm statistics are retaken on clean training images at the end of
+    each epoch (docs/results.md).
     """
-    return _two_pools(stem=10, c28=12, last=24)
+    return _two_pools(stem=10, c28=12, last=24, act=nn.PReLU)
 
 
 @register_model(
     "micro-1k",
-    "Ours, ≤1k: nano-590's design wider (6 detectors, separable 10 @28, 14 @14, 15 @7), 1×1 to the logits, 30 epochs",
+    "Ours, ≤1k: nano-594's design wider (ReLU) (6 detectors, separable 10 @28, 14 @14, 15 @7), 1×1 to the logits, 30 epochs",
     recipe=THREE_POOLS_RECIPE,
 )
 def micro_1k() -> nn.Module:
@@ -195,17 +196,18 @@ def tiny_600() -> nn.Module:
 
 
 @register_model(
-    "nano-590",
-    "Ours, ≤600: 5 stroke detectors and a separable block at 28×28, separable 8 @14 and 10 @7, 1×1 to the logits",
+    "nano-594",
+    "Ours, ≤600: 5 stroke detectors and a separable block at 28×28, separable 8 @14 and 10 @7, PReLU, 1×1 to the logits",
     recipe=THREE_POOLS_RECIPE,
 )
-def nano_590() -> nn.Module:
-    """590 parameters; RF 3 → 5 at 28×28 → 6 (pool) → 10 → 12 (pool) → 20 → 24 (pool), the 4×4 positions 8 px
+def nano_594() -> nn.Module:
+    """594 parameters; RF 3 → 5 at 28×28 → 6 (pool) → 10 → 12 (pool) → 20 → 24 (pool), the 4×4 positions 8 px
     apart: the whole digit before the global average.
 
     28×28: 1→5, separable 5→8 · pool → 14×14 · separable 8→8 · pool → 7×7 · separable 8→10 · pool → 4×4 · 1×1
-    10→10 with bias, whose global average is the logits. Against `tiny-600` it spends its parameters where the
-    strokes are, at 28×28 (docs/results.md: the screens that led here). It trains 30 epochs, with its BatchNorm
-    statistics retaken on clean training images at the end of each.
+    10→10 with bias, whose global average is the logits; each BatchNorm is followed by a PReLU with one learned
+    negative slope (4 parameters: one per channel would cost 31). Against `tiny-600` it spends its parameters
+    where the strokes are, at 28×28 (docs/results.md: the screens that led here). It trains 30 epochs, with its
+    BatchNorm statistics retaken on clean training images at the end of each.
     """
-    return _three_pools(stem=5, c28=8, c14=8, c7=10)
+    return _three_pools(stem=5, c28=8, c14=8, c7=10, act=nn.PReLU)
