@@ -1,7 +1,7 @@
 """Our own tiny models: the parameter frontier.
 
 Shared design rules, each paid for in parameters:
-- Convolutions are followed by BatchNorm, so they carry no bias; ReLU after BN.
+- Convolutions are followed by BatchNorm, so they carry no bias; ReLU (or PReLU) after BN.
 - Spend channels at 28×28 only on what strokes need (edges, then stroke fragments), then halve the resolution
   early: a 3×3 kernel at 14×14 or 5×5 costs the same parameters but sees 2–4× more of the digit.
 - A 1×1 "transition" after each pool squeezes channels before the next, more expensive 3×3 block.
@@ -149,7 +149,7 @@ def micro_2k() -> nn.Module:
 
     28×28: 1→10 (RF 3), separable 10→12 (RF 5) · pool → 14×14 · separable 12→16 (RF 10), 16→16 (RF 14)
     · pool → 7×7 · separable 16→24 (RF 24) · GAP · Linear 24→10, each BatchNorm followed by a PReLU with one
-    learned negative slope (5 parameters in all). Against `tiny-2k` the 176 parameters go to the stroke detectors
+    learned slope for negative inputs (5 parameters in all). Against `tiny-2k` the 176 parameters go to the stroke detectors
     (the lesson of the ≤600 screens) and the last block, and the recipe runs 20 epochs, the class's limit, instead
     of 15, with an EMA of the weights whose BatchNorm statistics are retaken on clean training images at the end of
     each epoch (docs/results.md).
@@ -159,7 +159,7 @@ def micro_2k() -> nn.Module:
 
 @register_model(
     "micro-1k",
-    "Ours, ≤1k: nano-594's design wider (ReLU) (6 detectors, separable 10 @28, 14 @14, 15 @7), 1×1 to the logits, 30 epochs",
+    "Ours, ≤1k: nano-594's design wider, with ReLU (6 detectors, separable 10 @28, 14 @14, 15 @7), 1×1 to the logits, 30 epochs",
     recipe=THREE_POOLS_RECIPE,
 )
 def micro_1k() -> nn.Module:
@@ -206,7 +206,7 @@ def nano_594() -> nn.Module:
 
     28×28: 1→5, separable 5→8 · pool → 14×14 · separable 8→8 · pool → 7×7 · separable 8→10 · pool → 4×4 · 1×1
     10→10 with bias, whose global average is the logits; each BatchNorm is followed by a PReLU with one learned
-    negative slope (4 parameters: one per channel would cost 31). Against `tiny-600` it spends its parameters
+    slope for negative inputs (4 parameters: one per channel would cost 31). Against `tiny-600` it spends its parameters
     where the strokes are, at 28×28 (docs/results.md: the screens that led here). It trains 30 epochs, with its
     BatchNorm statistics retaken on clean training images at the end of each.
     """
