@@ -39,16 +39,17 @@ def test_default_and_reference_sweeps_reach_99_4_without_choosing_on_test(name):
     assert len(meta["sweep"]["seeds"]) >= 5 and meta["sweep"]["mean"] >= 0.994
 
 
-# Issue 23's classes that a shipped model meets: name -> (parameter bound, epoch limit or None, "must" on the mean,
-# the course rules it must pass as well). `micro-1k` (98.48%) does not meet its mean; `nano-594`'s mean (97.60%)
-# meets the ≤600 "must" but the seed chosen on validation scores 97.47% on test: README says so. "Small and fast"
-# (`fast-6k`) also has a time bound, 90 s a run on 2 cores: a benchmark's figure (docs/performance.md), not a timed
-# test.
+# Issue 23's classes, each with the shipped model that meets it: name -> (parameter bound, epoch limit or None, "must"
+# on the mean, the course rules it must pass as well). "Small and fast" (`fast-6k`) also has a time bound, 90 s a run
+# on 2 cores: a benchmark's figure (docs/performance.md), not a timed test. `nano-594` (97.60% mean, its shipped
+# seed 97.47%) stays in the registry beside `nano-600`, which took its place in the ≤600 class.
 FRONTIER = {
     "course-8k": (8_000, 15, 0.994, "bn,dropout,gap,fc"),
     "small-5k": (5_000, 15, 0.993, None),
     "fast-6k": (6_900, None, 0.994, None),
     "micro-2k": (2_000, 20, 0.991, None),
+    "micro-1k": (1_000, 30, 0.985, None),
+    "nano-600": (600, 30, 0.975, None),
 }
 
 
