@@ -109,8 +109,3 @@ class N4(nn.Sequential):
     def __init__(self):
         super().__init__(*_shared(6, 8, 8, 8, at="14"))
 
-
-class N5(nn.Sequential):
-    """N4 with overlapping 3×3 max pools: 6-8-8-8, the 14×14 block run twice, 599 params."""
-    def __init__(self):
-        super().__init__(*_overlap(_shared(6, 8, 8, 8, at="14")))
