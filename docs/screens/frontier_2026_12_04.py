@@ -29,7 +29,10 @@ class Twice(nn.Module):
 
 
 def _shared(stem, c28, c14, c7, at: str) -> nn.Sequential:
-    """`_three_pools` with PReLU whose block at 14×14 (`at="14"`, c28 == c14) or 7×7 (`at="7"`, c14 == c7) runs twice."""
+    """`_three_pools` with PReLU whose block at 14×14 (`at="14"`, c28 == c14) or 7×7 (`at="7"`, c14 == c7) runs twice.
+
+    Built here rather than by wrapping a block of `_three_pools`: the two shared blocks are made first, and that
+    order of initial weights is the one the screened figures were measured with."""
     b14 = separable(c28, c14, act=nn.PReLU)
     b7 = separable(c14, c7, act=nn.PReLU)
     return nn.Sequential(
@@ -40,14 +43,6 @@ def _shared(stem, c28, c14, c7, at: str) -> nn.Sequential:
         nn.Conv2d(c7, 10, 1),
         GlobalAvgPool(),
     )
-
-
-def _overlap(net: nn.Sequential) -> nn.Sequential:
-    """Each 2×2 max pool replaced by a 3×3 one at stride 2 (padding 1): the same map sizes, no parameters."""
-    for i, m in enumerate(net):
-        if isinstance(m, nn.MaxPool2d):
-            net[i] = nn.MaxPool2d(3, stride=2, padding=1)
-    return net
 
 
 class K0(nn.Sequential):
@@ -77,7 +72,7 @@ class K3(nn.Sequential):
 class K4(nn.Sequential):
     """K1 with overlapping 3×3 max pools (today's `micro-1k`): 988 params."""
     def __init__(self):
-        super().__init__(*_overlap(_three_pools(6, 10, 14, 15, act=nn.PReLU)))
+        super().__init__(*_three_pools(6, 10, 14, 15, act=nn.PReLU, overlap=True))
 
 
 class K5(nn.Sequential):
@@ -95,7 +90,7 @@ class N1(nn.Sequential):
 class N2(nn.Sequential):
     """`nano-594` with overlapping 3×3 max pools (the registry's `nano-600`): 594 params."""
     def __init__(self):
-        super().__init__(*_overlap(_three_pools(5, 8, 8, 10, act=nn.PReLU)))
+        super().__init__(*_three_pools(5, 8, 8, 10, act=nn.PReLU, overlap=True))
 
 
 class N3(nn.Sequential):
