@@ -8,6 +8,30 @@ import time
 from pathlib import Path
 
 
+# Text from a file (a name, a run's settings, an ONNX file's metadata) may hold terminal escape sequences that
+# retitle the window or clear the screen; it is shown with every control character written out instead.
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))  # direction overrides that reorder what is shown
+
+
+def printable(text: str, keep_newlines: bool = True) -> str:
+    """`text` with control characters (C0, DEL, C1, bidi overrides) escaped as \\xNN / \\uNNNN; newlines kept
+    when asked (our own multi-line messages)."""
+    if text.isprintable() and not any(ord(c) in _BIDI for c in text):
+        return text
+    out = []
+    for c in text:
+        code = ord(c)
+        if c == "\n" and keep_newlines:
+            out.append(c)
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif code in _BIDI or (not c.isprintable() and c not in " \u3000"):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 class UserError(Exception):
     """A problem with the user's input (a file, a setting, a name): shown as one line, no traceback.
 

@@ -35,7 +35,9 @@ class _OneLineErrors(TyperGroup):
                 ctx = getattr(e, "ctx", None)
                 hint = f" (see `{ctx.command_path} -h`)" if ctx is not None else ""
                 message = e.format_message().replace("Value error, ", "") if hasattr(e, "format_message") else str(e)
-                print(f"error: {message}{hint}", file=sys.stderr)
+                from mnist_tiny.errors import printable
+
+                print(printable(f"error: {message}{hint}"), file=sys.stderr)
             sys.exit(getattr(e, "exit_code", 2))
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -270,7 +272,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
 
     Unless told otherwise it runs as recorded (the same processes and threads: another split of each batch would
     continue on another path) and reads the data from where it did, if MNIST is still there."""
-    from mnist_tiny.models.refs import is_registry_name
+    from mnist_tiny.models.refs import is_registered
     from mnist_tiny.parallel.policy import usable_cores
     from mnist_tiny.settings import Settings, data_dir_for
     from mnist_tiny.training.checkpoint import read_checkpoint, recorded_settings
@@ -279,7 +281,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     saved = recorded_settings(state, resume)
     changeable = {"data_dir", "device", "threads", "processes", "download", "mirror", "verify_data"}
     recorded = saved.get("model")
-    if isinstance(recorded, str) and not is_registry_name(recorded):
+    if isinstance(recorded, str) and not is_registered(recorded):
         # A user's model: its code runs only when the user names it, so resuming needs --model again.
         if flags.get("model") is None:
             raise UserError(f"--resume {resume}: the run trains your model {recorded}, whose code is never run by "
@@ -524,7 +526,7 @@ def export(
 @app.command()
 @command
 def predict(
-    images: List[Path] = typer.Argument(..., help="Image files or directories of images.", show_default=False),
+    images: List[str] = typer.Argument(..., help="Image files or directories of images.", show_default=False),
     checkpoint: Optional[Path] = typer.Option(None, help="A checkpoint written by `train` (default: shipped weights)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Registry: its shipped weights."),
     expect: Expect = typer.Option("auto", help="What an image holds: auto decides; one digit; many (a number)."),
@@ -568,7 +570,7 @@ def serve(
     workers: int = typer.Option(1, min=1, max=64, help="Server processes (an ONNX model: one per core pays)."),
 ) -> None:
     """Serve a draw-a-digit page at / and a JSON API (POST /predict, GET /models, /health, /docs)."""
-    from mnist_tiny.embed.server import serve as run_server
+    from mnist_tiny.embed.server import check_port, serve as run_server
     from mnist_tiny.ui.render import console
 
     name, reader = reader_for(checkpoint, model)
@@ -576,6 +578,12 @@ def serve(
     if workers > 1 and source is None:
         raise UserError("--workers above 1 serves an ONNX model (a shipped one, or --checkpoint FILE.onnx from "
                         "`mnist-tiny export`)", 2)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        from mnist_tiny.ui.render import warning
+
+        warning(f"--host {host}: the server has no authentication; anyone who can reach this machine on port "
+                f"{port} can use it")
+    check_port(host, port)
     console.print(f"serving {name} on http://{host}:{port}/ (API docs at /docs) · {workers} worker"
                   f"{'s' if workers > 1 else ''} · Ctrl-C stops", highlight=False, soft_wrap=True)
     run_server(reader, name, host, port, workers, source)

@@ -51,7 +51,7 @@ def export_onnx(model: torch.nn.Module, out: Path, meta: dict[str, Any]) -> Path
     except Exception as e:
         raise UserError(f"export to {out} failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     # The one atomic writer: fsync, the user's umask, a one-line error.
-    write_atomic(out, lambda f: f.write(graph.SerializeToString()))
+    write_atomic(out, lambda f: f.write(graph.SerializeToString()), new=True)
     return out
 
 

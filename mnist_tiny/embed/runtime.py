@@ -47,8 +47,16 @@ def have_onnxruntime() -> bool:
     return find_spec("onnxruntime") is not None
 
 
+# An ONNX file is a program of sorts (loops, huge outputs): it is tried on a blank batch before it reads anything,
+# and every run has a deadline, enforced by onnxruntime's own terminate flag from a timer.
+TRIAL_SECONDS = 5.0
+RUN_SECONDS = 30.0
+
+
 class OnnxReader:
-    """An ONNX file as a logits function; `meta` is the metadata `export` wrote into it."""
+    """An ONNX file as a logits function; `meta` is the metadata `export` wrote into it. Refused in one line unless
+    it is a digit reader: one N×1×28×28 float input, an N×10 float output, finite on a trial batch of two blank
+    images within TRIAL_SECONDS."""
 
     def __init__(self, path: Path, threads: int | None = None):
         import onnxruntime as ort
@@ -64,20 +72,64 @@ class OnnxReader:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for a broken file
             raise UserError(f"model {path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:160]})")
-        inputs = self.session.get_inputs()
+        label = f"model {path}"
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, 28, 28]:
-            raise UserError(f"model {path}: takes {[tuple(i.shape) for i in inputs]}, not one N×1×28×28 input")
-        self.input = inputs[0].name
-        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+            raise UserError(f"{label}: takes {[tuple(i.shape) for i in inputs]}, not one N×1×28×28 input")
+        if isinstance(inputs[0].shape[0], int):
+            raise UserError(f"{label}: takes a fixed batch of {inputs[0].shape[0]} (N×1×28×28 with N fixed); the reader "
+                            "reads several crops at once: export with a dynamic batch axis")
+        if inputs[0].type != "tensor(float)":
+            raise UserError(f"{label}: its input is {inputs[0].type}, not float (tensor(float))")
+        shape = list(outputs[0].shape) if outputs else []
+        if not outputs or outputs[0].type != "tensor(float)" or len(shape) != 2 or shape[1] not in (10, None) \
+                and not isinstance(shape[1], str):
+            raise UserError(f"{label}: its output is {outputs[0].type if outputs else 'missing'} of shape "
+                            f"{tuple(shape)}, not N×10 float logits (one per digit)")
+        self.input, self.output = inputs[0].name, outputs[0].name
+        self.label = label
+        self.meta = {str(k): str(v) for k, v in self.session.get_modelmeta().custom_metadata_map.items()}
         self.path = Path(path)
         self.name = self.meta.get("model", Path(path).stem)
         # Fitted on the model's validation split: written into the file by `export`, or beside a shipped one.
         self.temperature = usable_temperature(self.meta.get("temperature")) or 1.0
         if "temperature" not in self.meta and shipped_onnx(self.path.stem) == self.path:
             self.temperature = shipped_temperature(self.path.stem)
+        trial = self._run(np.zeros((2, 1, 28, 28), dtype=np.float32), TRIAL_SECONDS, "a trial on two blank images")
+        if trial.shape != (2, 10):
+            raise UserError(f"{label}: answers shape {tuple(trial.shape)} for two images, not 2×10 logits (one "
+                            "per digit); a batch-1 export cannot read several crops at once: export with a dynamic "
+                            "batch axis")
+        if not np.isfinite(trial).all():
+            raise UserError(f"{label}: answers NaN or inf logits for blank images; its weights are broken")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        out = self._run(np.ascontiguousarray(x, dtype=np.float32), RUN_SECONDS, "reading")
+        if out.shape != (len(x), 10):
+            raise UserError(f"{self.label}: answered shape {tuple(out.shape)} for {len(x)} images, not N×10")
+        if not np.isfinite(out).all():
+            raise UserError(f"{self.label}: answered NaN or inf logits; its weights are broken")
+        return out
+
+    def _run(self, x: np.ndarray, seconds: float, what: str) -> np.ndarray:
+        import threading
+
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # the deadline's "terminate flag" error is ours to report, in words
+        timer = threading.Timer(seconds, lambda: setattr(options, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        try:
+            out = self.session.run([self.output], {self.input: x}, options)[0]
+        except Exception as e:  # onnxruntime's own exception types: a graph that fails, or the deadline
+            if options.terminate:
+                raise UserError(f"{self.label}: {what} did not finish within {seconds:.0f} s; refused") from None
+            raise UserError(f"{self.label}: {what} failed ({str(e).splitlines()[0][:160]})") from None
+        finally:
+            timer.cancel()
+        return np.asarray(out)
 
 
 def torch_logits(model, temperature=None) -> Logits:

@@ -11,29 +11,43 @@ bounded (413 beyond `max_bytes` or `max_files`), an unreadable image is a 415 an
 with the reason, after which the server goes on.
 """
 
+import asyncio
 import io
 from importlib import resources
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mnist_tiny import __version__
 from mnist_tiny.errors import UserError
-from mnist_tiny.reader.images import decode_image
+from mnist_tiny.reader.images import MAX_PIXELS, PixelBudget, decode_image
 from mnist_tiny.reader.predict import locate_into, read_digits
 
 MAX_BYTES = 10 << 20  # per request
 MAX_FILES = 64
 IMAGE_TYPES = ("image/", "application/octet-stream")
+# Reading is CPU work: it runs off the event loop, on at most READERS threads at a time (decoders and onnxruntime
+# release the GIL), so /health and the page answer while it goes on. At most IN_FLIGHT requests are admitted at a
+# time, bodies included (memory: IN_FLIGHT × MAX_BYTES); the next is a 503 with Retry-After, not a queue.
+READERS = 2
+IN_FLIGHT = 16
+# What one request may decode, in pixels × JPEG scans (reader.images.PixelBudget): one largest image's worth.
+REQUEST_PIXELS = MAX_PIXELS
+BODY_SECONDS = 30.0  # to send the whole body (a client that drips it is cut off)
 
 
-def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> FastAPI:
+def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
+               readers: int = READERS, in_flight: int = IN_FLIGHT, request_pixels: int = REQUEST_PIXELS,
+               body_seconds: float = BODY_SECONDS) -> FastAPI:
     """The ASGI app reading digits and numbers with `reader` (N×1×28×28 float32 → N×10 logits, e.g.
     `OnnxReader`; its `temperature` calibrates the confidences)."""
     app = FastAPI(title="mnist-tiny", version=__version__,
                   description="Read handwritten digits: POST an image to /predict, or draw one at /.")
     page = (resources.files("mnist_tiny.embed") / "static" / "index.html").read_text(encoding="utf-8")
+    limiter = anyio.CapacityLimiter(readers)
+    admitted = {"now": 0}
 
     @app.middleware("http")
     async def bounded(request: Request, call_next):
@@ -41,21 +55,31 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             return JSONResponse({"detail": f"request body of {int(declared):,} bytes is over the limit of "
                                            f"{max_bytes:,}"}, status_code=413)
-        if declared is None and request.headers.get("content-type", "").startswith("multipart/"):
+        if declared is None and request.headers.get("content-type", "").lower().startswith("multipart/"):
             # A multipart body is parsed (and spooled) whole before its parts can be counted: its length first.
             return JSONResponse({"detail": "a multipart upload needs a Content-Length header"}, status_code=411)
-        return await call_next(request)
+        if request.method != "POST":
+            return await call_next(request)
+        if admitted["now"] >= in_flight:
+            return JSONResponse({"detail": f"busy: {in_flight} requests are being read; try again shortly"},
+                                status_code=503, headers={"Retry-After": "1"})
+        admitted["now"] += 1
+        try:
+            return await call_next(request)
+        finally:
+            admitted["now"] -= 1
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
         return page
 
+    @app.head("/health", include_in_schema=False)
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "model": name, "version": __version__}
 
     @app.get("/models")
-    def models() -> dict[str, Any]:
+    async def models() -> dict[str, Any]:
         return {"model": name, "input": "N×1×28×28 float32 in [0, 1] (images are preprocessed as MNIST was made)"}
 
     @app.post("/predict")
@@ -65,40 +89,58 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
             raise HTTPException(422, "top_k: between 1 and 10")
         if expect not in ("auto", "one", "many"):
             raise HTTPException(422, "expect: auto, one or many")
-        uploads = await _uploads(request, max_bytes, max_files)
-        results: list[dict[str, Any]] = []
-        found: list = []
-        for label, data in uploads:
-            result: dict[str, Any] = {"file": label}
-            try:
-                grey, size = decode_image(io.BytesIO(data), label, with_size=True)
-                locate_into(result, grey, size, found, len(results), expect, keep_inputs=input)
-            except UserError as e:
-                result["error"] = str(e).removeprefix(f"{label}: ")
-            results.append(result)
-        read_digits(reader, found, results, top_k, keep_inputs=input)
-        for r in results:
-            r.pop("ink", None)
-            r.pop("ink_boxes", None)
-            if "inputs" in r:
-                r["inputs"] = [[[round(float(v), 3) for v in row] for row in crop] for crop in r["inputs"]]
-                r["input"] = r["inputs"][0]
+        try:
+            uploads = await asyncio.wait_for(_uploads(request, max_bytes, max_files), body_seconds)
+        except asyncio.TimeoutError:
+            raise HTTPException(408, f"the request body was not sent within {body_seconds:.0f} s") from None
+        work = lambda: read_uploads(reader, uploads, top_k, expect, input, PixelBudget(request_pixels))  # noqa: E731
+        results = await anyio.to_thread.run_sync(work, limiter=limiter)
         if all("error" in r for r in results):
             errors = [r["error"] for r in results]
-            status = (413 if any("too large" in e for e in errors) else
+            status = (413 if any("too large" in e or e.startswith("refused") for e in errors) else
                       415 if any(e.startswith(("not an image", "cannot decode")) for e in errors) else 422)
             return JSONResponse({"detail": results[0]["error"], "results": results}, status_code=status)
         if not any(r.get("text") for r in results):
-            reason = next(r["reason"] for r in results if "reason" in r)
+            reason = next((r["reason"] for r in results if "reason" in r), results[0].get("error", "no digit"))
             return JSONResponse({"detail": reason, "results": results}, status_code=422)
         return results
 
     return app
 
 
+def read_uploads(reader, uploads: list[tuple[str, bytes]], top_k: int, expect: str, keep_inputs: bool,
+                 budget: PixelBudget) -> list[dict[str, Any]]:
+    """One request's images, read (in a worker thread): each file that cannot be read is its own row with the
+    reason, whatever its decoder raised; the others are read."""
+    results: list[dict[str, Any]] = []
+    found: list = []
+    for label, data in uploads:
+        result: dict[str, Any] = {"file": label}
+        try:
+            grey, size = decode_image(io.BytesIO(data), label, with_size=True, budget=budget)
+            locate_into(result, grey, size, found, len(results), expect, keep_inputs=keep_inputs)
+        except UserError as e:
+            result["error"] = str(e).removeprefix(f"{label}: ")
+        except Exception as e:  # noqa: BLE001 — one image's failure is its own row, never the request's 500
+            result["error"] = f"cannot read this image ({type(e).__name__})"
+        results.append(result)
+    try:
+        read_digits(reader, found, results, top_k, keep_inputs=keep_inputs)
+    except UserError as e:  # the model itself failed (an ONNX file that answers NaN or runs too long)
+        for index, _, _ in found:
+            results[index] = {"file": results[index]["file"], "error": str(e)}
+    for r in results:
+        r.pop("ink", None)
+        r.pop("ink_boxes", None)
+        if "inputs" in r:
+            r["inputs"] = [[[round(float(v), 3) for v in row] for row in crop] for crop in r["inputs"]]
+            r["input"] = r["inputs"][0]
+    return results
+
+
 async def _uploads(request: Request, max_bytes: int, max_files: int) -> list[tuple[str, bytes]]:
     """The images of a request: multipart `file` fields, or the raw body; sizes bounded as they are read."""
-    kind = request.headers.get("content-type", "")
+    kind = request.headers.get("content-type", "").lower()  # media types are case-insensitive (RFC 9110)
     if kind.startswith("multipart/form-data"):
         form = await request.form(max_files=max_files + 1, max_fields=max_files + 1)
         files = [f for key, f in form.multi_items() if key == "file" and hasattr(f, "read")]
@@ -129,17 +171,40 @@ async def _uploads(request: Request, max_bytes: int, max_files: int) -> list[tup
 def serve(reader, name: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           source: str | None = None) -> None:
     """Run the server. With several `workers` (processes, each its own reader) uvicorn builds the app in each of
-    them from `source`, an .onnx file."""
+    them from `source`, an .onnx file. A port that cannot be had is one UserError, before anything is served."""
     import os
 
     import uvicorn
 
+    from mnist_tiny.embed.guard import GuardedH11Protocol
+
+    check_port(host, port)
+    limits = dict(host=host, port=port, log_level="warning", http=GuardedH11Protocol, timeout_keep_alive=5,
+                  limit_concurrency=GuardedH11Protocol.max_connections, backlog=256)
     if workers == 1 or source is None:
-        uvicorn.run(create_app(reader, name), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(reader, name), **limits)
         return
     os.environ[SOURCE_ENV] = source
-    uvicorn.run("mnist_tiny.embed.server:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+    uvicorn.run("mnist_tiny.embed.server:app_from_environment", factory=True, workers=workers, **limits)
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind the address once, as uvicorn will, so that a busy port or an unknown host is one line, not a log."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as e:
+        raise UserError(f"--host {host}: not an address this machine can listen on ({e.strerror or e})", 2) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            reason = "is in use (another server is running there?); pick another with --port" \
+                if e.errno == 98 else (e.strerror or str(e))
+            raise UserError(f"port {port} on {host} {reason}", 1) from None
 
 
 SOURCE_ENV = "MNIST_TINY_SERVE_ONNX"

@@ -35,15 +35,26 @@ def find_runs(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     return list(found.values())
 
 
+def _regular(path: Path) -> None:
+    """A FIFO named settings.json would block the listing for ever, a device would never end: regular files only."""
+    import stat
+
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path.name} is not a regular file")
+
+
 def _read_json(path: Path) -> Any:
+    _regular(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ValueError(f"{path.name} is larger than {MAX_FILE_BYTES:,} bytes")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
+    if not path.exists():
         return []
+    _regular(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ValueError(f"{path.name} is larger than {MAX_FILE_BYTES:,} bytes")
     rows = []
@@ -57,7 +68,22 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
 
 
 def read_run(run: Path, name: str | None = None) -> dict[str, Any]:
-    """One row: what the run trained, how far it got, and its figures (validation chose, test only reports)."""
+    """One row: what the run trained, how far it got, and its figures (validation chose, test only reports).
+    Whatever is wrong in a run's files makes its own row an error and touches no other row."""
+    try:
+        return _read_run(run, name)
+    except Exception as e:  # noqa: BLE001 — a run folder is data: its oddities are its row's, never the listing's
+        return {"run": str(run), "name": name or run.name, "error": f"cannot read: {type(e).__name__}: {e}"}
+
+
+NUMBERS = ("params", "best_epoch", "best_val_acc", "best_test_acc", "last_test_acc", "train_seconds", "processes")
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _read_run(run: Path, name: str | None) -> dict[str, Any]:
     row: dict[str, Any] = {"run": str(run), "name": name or run.name}
     try:
         settings = _read_json(run / "settings.json")
@@ -68,24 +94,26 @@ def read_run(run: Path, name: str | None = None) -> dict[str, Any]:
         history = history if isinstance(history, list) else _read_history(run / "metrics.jsonl")
     except (OSError, ValueError, UnicodeDecodeError) as e:
         return {**row, "error": f"cannot read: {e}"}
-    epochs = settings.get("epochs")
-    subset, val_size = settings.get("subset"), settings.get("val_size")
+    if not all(isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in history):
+        return {**row, "error": "cannot read: its history holds rows that are not epochs"}
+    epochs = _number(settings.get("epochs"))
+    subset, val_size = _number(settings.get("subset")), _number(settings.get("val_size"))
     train_images = (60_000 - val_size) if isinstance(val_size, int) else None
     if isinstance(subset, int) and train_images is not None:
         train_images = min(subset, train_images)
-    row.update(model=settings.get("model"), seed=settings.get("seed"), epochs=epochs, epochs_done=len(history),
+    model = settings.get("model")
+    row.update(model=model if isinstance(model, str) else None, seed=_number(settings.get("seed")), epochs=epochs, epochs_done=len(history),
                train_images=train_images, val_images=val_size, history=history,
                status="finished" if summary else ("interrupted" if history or (run / "last.pt").exists()
                                                   else "started"))
-    vals = [r.get("val_acc") for r in history if isinstance(r.get("val_acc"), (int, float))]
+    vals = [r["val_acc"] for r in history if _number(r.get("val_acc")) is not None]
     best = max(range(len(vals)), key=lambda i: (vals[i], i)) if vals else None  # ties: the later, as train does
     row.update(best_epoch=best + 1 if best is not None else None, best_val_acc=vals[best] if vals else None,
                last_val_acc=vals[-1] if vals else None,
-               train_seconds=sum(r.get("seconds", 0) for r in history) if history else None)
+               train_seconds=sum(_number(r.get("seconds")) or 0 for r in history) if history else None)
     if isinstance(summary, dict):
-        for key in ("params", "best_epoch", "best_val_acc", "best_test_acc", "last_test_acc", "train_seconds",
-                    "processes"):
-            row[key] = summary.get(key)
+        for key in NUMBERS:
+            row[key] = _number(summary.get(key))
     return row
 
 

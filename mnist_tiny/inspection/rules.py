@@ -229,7 +229,7 @@ def trace(model: nn.Module, batch: int = 4) -> Trace:
         with torch.random.fork_rng(devices=[]), torch.no_grad(), recorder:
             output = model(images)
         recorder.finish(output)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a model that calls exit() in training mode fails the check
         raise UserError(f"the rule check's training-mode forward pass failed: {type(e).__name__}: "
                         f"{' '.join(str(e).split())[:200]}", 2) from None
     finally:

@@ -40,6 +40,10 @@ def summarize(model: nn.Module, name: str = "") -> dict[str, Any]:
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, 1, 28, 28))
+    except SystemExit as e:  # the user's forward called exit(): a failure to report, not our process's end
+        from mnist_tiny.errors import UserError
+
+        raise UserError(f"{name}: its forward pass calls exit() ({e.code!r})", 2) from None
     finally:
         for h in handles:
             h.remove()

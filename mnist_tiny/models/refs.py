@@ -100,7 +100,17 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def is_registry_name(ref: str) -> bool:
+    """Shaped like a registry name (no path, no `:Attr`): what the user types may still name ./ref.py."""
     return not _looks_like_code(ref)
+
+
+def is_registered(name: object) -> bool:
+    """A name the registry (or an installed plugin) holds. A name read from a file must pass this before it is
+    resolved: `resolve("model")` would import ./model.py, and a file never chooses code to run."""
+    if not isinstance(name, str) or _looks_like_code(name):
+        return False
+    _load_builtin_models()
+    return name in registered() or name in plugin_entry_points()
 
 
 def _looks_like_code(ref: str) -> bool:
@@ -155,7 +165,7 @@ def _module_file(target: str) -> Path | None:
 def _from_plugin(name: str, entry_point) -> ModelSource:
     try:
         obj = entry_point.load()
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise UserError(f"model {name!r} (entry point {entry_point.value}): cannot be loaded: "
                         f"{type(e).__name__}: {e}") from None
     module = sys.modules.get(entry_point.module)
@@ -197,10 +207,13 @@ def _exec_file(path: Path) -> tuple[types.ModuleType, str, str]:
         sys.path.insert(0, folder)
     try:
         exec(code, module.__dict__)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a file that calls sys.exit() fails its check; it does not end ours
         del sys.modules[name]
         line = _line_in(e, label)
         where = f"{label}:{line}" if line else label
+        if isinstance(e, SystemExit):
+            raise UserError(f"{where}: the file calls exit() ({e.code!r}) while it is loaded; a model file must "
+                            "define the model and return", 2) from None
         if isinstance(e, ImportError):
             raise UserError(f"{where}: {e}; install what it imports, or fix the import", 2) from None
         raise UserError(f"{where}: running the file failed: {type(e).__name__}: {e}", 2) from None
@@ -217,6 +230,8 @@ def _line_in(error: BaseException, filename: str) -> int | None:
 def _import(target: str) -> types.ModuleType:
     try:
         return importlib.import_module(target)
+    except SystemExit as e:
+        raise UserError(f"--model {target}: importing it called exit() ({e.code!r})", 2) from None
     except ModuleNotFoundError as e:
         if e.name and (target == e.name or target.startswith(e.name + ".")):
             raise UserError(f"--model {target}: no module named {e.name!r} (and no file {target.replace('.', '/')}.py"
@@ -319,7 +334,7 @@ def build(source: ModelSource, scaling: str | None = None, check: bool = True):
         model = source.builder()
     except UserError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         line = _line_in(e, str(source.path)) if source.path else None
         where = f" ({source.path}:{line})" if line else ""
         raise UserError(f"{source.ref}: building the model failed{where}: {type(e).__name__}: {e}", 2) from None
@@ -352,7 +367,7 @@ def check_model(model, ref: str) -> None:
     try:
         with torch.no_grad():
             out = model(batch)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         message = " ".join(str(e).split())[:200]
         if "channel" in message:
             hint = "it expects another number of channels; MNIST images have 1 (N×1×28×28)"

@@ -26,6 +26,30 @@ WORK_SIZE = 512
 MAX_PIPE_BYTES = 64 << 20
 
 
+# The formats the reader opens, and no other: Pillow's other plugins include EPS (which runs Ghostscript on the
+# file) and rarely used decoders whose failures are their own; a file names its format, so it cannot choose one.
+FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "TIFF", "PPM")  # JPEG covers MPO (phones)
+FORMAT_NAMES = "PNG, JPEG, BMP, GIF, WebP, TIFF, PNM"
+# A progressive JPEG decodes every scan over the whole image: a photo has about ten; a file with thousands is
+# a way to spend minutes of CPU on a kilobyte upload. Cost = pixels × scans, bounded here before decoding.
+MAX_SCANS = 100
+MAX_SCAN_COST = 10 * MAX_PIXELS
+
+
+class PixelBudget:
+    """Pixels that one call (a server request) may still decode; every image spends its cost before decoding, so a
+    request over budget is refused before the work is done, not after."""
+
+    def __init__(self, pixels: int):
+        self.left = pixels
+
+    def spend(self, cost: int, label: str) -> None:
+        if cost > self.left:
+            raise UserError(f"{label}: refused, too large for what is left of this request's budget "
+                            f"({cost:,} pixels to decode, {max(self.left, 0):,} left)")
+        self.left -= cost
+
+
 def load_image(path: Path, with_size: bool = False):
     """Decode an image file (or a pipe) to a 2-d float array in [0, 1] (dark = 0); every failure is a UserError
     naming it. `with_size`: also the image's (width, height) as stored, for boxes in its own pixels."""
@@ -35,19 +59,28 @@ def load_image(path: Path, with_size: bool = False):
     return decode_image(source, str(path), with_size)
 
 
-def decode_image(source, label: str, with_size: bool = False):
-    """`load_image` for a path or a binary file object (an upload): the same limits, the same errors."""
+def decode_image(source, label: str, with_size: bool = False, budget: PixelBudget | None = None):
+    """`load_image` for a path or a binary file object (an upload): the same limits, the same errors. Whatever a
+    decoder raises on a broken file is this file's error and no one else's."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    _register_formats()
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a file's hundred thousand bad EXIF tags are not a log's business
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
+            with Image.open(source, formats=FORMATS) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise UserError(f"{label}: {image.width}×{image.height} pixels is too large "
                                     f"(limit {MAX_PIXELS:,} pixels)")
+                scans = _jpeg_scans(image) if image.format in ("JPEG", "MPO") else 1
+                if scans > MAX_SCANS or image.width * image.height * scans > MAX_SCAN_COST:
+                    raise UserError(f"{label}: refused, a JPEG of {scans:,} scans (a photo has about 10; "
+                                    f"limit {MAX_SCANS})")
                 image.seek(0)  # animated GIF/WebP: the first frame
                 size = image.size if image.getexif().get(0x0112, 1) < 5 else image.size[::-1]  # as it is shown
                 image.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced size directly
+                if budget is not None:
+                    budget.spend(image.width * image.height * scans, label)
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)  # a copy would double the peak on a big photo
                 grey = to_grey(image)
@@ -57,9 +90,41 @@ def decode_image(source, label: str, with_size: bool = False):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UserError(f"{label}: refused, image too large ({e})") from None
     except UnidentifiedImageError:
-        raise UserError(f"{label}: not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UserError(f"{label}: cannot decode image ({e})") from None
+        raise UserError(f"{label}: not an image in a format the reader opens ({FORMAT_NAMES})") from None
+    except MemoryError:
+        raise UserError(f"{label}: refused, decoding it needs more memory than there is") from None
+    except Exception as e:  # noqa: BLE001 — a decoder's own exception types (struct.error, IndexError, …) too
+        raise UserError(f"{label}: cannot decode image ({_short(e)})") from None
+
+
+def _register_formats() -> None:
+    """Load the plugins of FORMATS alone (Pillow loads the others only through Image.init, never called here)."""
+    from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin  # noqa: F401
+    from PIL import PpmImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+
+
+def _short(e: Exception) -> str:
+    text = " ".join(str(e).split())[:160]
+    return text or type(e).__name__
+
+
+def _jpeg_scans(image: Image.Image) -> int:
+    """How many scans (SOS markers) a JPEG holds. In entropy-coded data every 0xFF byte is followed by 0x00 or a
+    restart marker, so each FF DA in the file is a scan header; counted in chunks, at most the file once."""
+    fp = image.fp
+    where = fp.tell()
+    try:
+        fp.seek(0)
+        count, tail = 0, b""
+        while chunk := fp.read(1 << 20):
+            data = tail + chunk
+            count += data.count(b"\xff\xda")
+            tail = data[-1:] if data[-1:] == b"\xff" else b""
+            if count > MAX_SCANS:
+                break
+        return max(count, 1)
+    finally:
+        fp.seek(where)
 
 
 def to_grey(image: Image.Image) -> np.ndarray:
@@ -76,7 +141,12 @@ def to_grey(image: Image.Image) -> np.ndarray:
         return _shrink(_flatten(grey, alpha) if alpha.min() < 1 else grey)
     if image.mode in ("I", "F", "I;16", "I;16B", "I;16L", "I;16N"):
         array = np.asarray(_reduce(image, "F"), dtype=np.float32)
-        low, high = float(array.min()), float(array.max())
+        finite = np.isfinite(array)  # a float TIFF's NaN or inf pixel is a hole, not the image's range
+        if not finite.any():
+            return _shrink(np.zeros_like(array))
+        low, high = float(array[finite].min()), float(array[finite].max())
+        if not finite.all():
+            array = np.where(finite, array, float(np.median(array[finite])))  # holes as paper (the majority)
         return _shrink((array - low) / (high - low) if high > low else np.zeros_like(array))
     return _shrink(np.asarray(_reduce(image, "L"), dtype=np.float32) / 255)
 

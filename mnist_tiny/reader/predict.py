@@ -25,7 +25,11 @@ def expand_inputs(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
     """Files as given; directories become their image files, sorted. An empty directory is an error entry, and so
     is an image name in it that is not a readable file (a dangling link, a link loop, a FIFO): never a silent skip."""
     expanded: list[tuple[Path, str | None]] = []
-    for path in map(Path, paths):
+    for given in paths:
+        if isinstance(given, str) and not given.strip():
+            expanded.append((Path(given), "an empty path (not the current folder): name a file or a folder"))
+            continue
+        path = Path(given)
         if not path.is_dir():
             expanded.append((path, None))
             continue
@@ -142,6 +146,8 @@ def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Pa
                 locate_into(result, grey, size, found, len(results), expect, keep_inputs)
             except UserError as e:
                 problem = str(e).removeprefix(f"{path}: ")
+            except Exception as e:  # noqa: BLE001 — whatever one file does, it costs its own row only
+                problem = f"cannot read this image ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
         if problem:
             result["error"] = problem
         results.append(result)

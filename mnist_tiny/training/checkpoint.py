@@ -198,7 +198,7 @@ def load_checkpoint(path: Path, model: str | None = None, input_scaling: str | N
     A registry model is rebuilt from the name the file records. A user's model, or a bare state dict, needs
     `model` (a reference the user gives): a checkpoint never imports or runs code by itself. When the named file
     differs from the one recorded (sha256), `warn` (default: a line on stderr) is told."""
-    from mnist_tiny.models.refs import build, is_registry_name, resolve
+    from mnist_tiny.models.refs import build, is_registered, resolve
 
     data = read_checkpoint(path)
     recorded = data.get("model")
@@ -209,11 +209,15 @@ def load_checkpoint(path: Path, model: str | None = None, input_scaling: str | N
         if data.get("bare"):
             raise UserError(f"checkpoint {path}: a bare state dict that names no model; "
                             "pass the model it belongs to, e.g. --model mynet.py:Net", 2)
-        if record is not None or not is_registry_name(recorded):
-            where = f" (file {record['path']})" if record and record.get("path") else ""
+        if record is not None:
+            where = f" (file {record['path']})" if record.get("path") else ""
             raise UserError(f"checkpoint {path}: holds your model {recorded}{where}, whose code is never run by "
                             f"itself; pass --model {recorded} to load it", 2)
-    elif recorded is not None and record is None and is_registry_name(recorded) and model != recorded:
+        if not is_registered(recorded):
+            # Not even a file beside it (`model` would be ./model.py): a checkpoint never chooses code to run.
+            raise UserError(f"checkpoint {path}: records unknown model {recorded!r} (not in the registry; code "
+                            "runs only from --model: pass the model it belongs to, e.g. --model mynet.py:Net)")
+    elif recorded is not None and record is None and is_registered(recorded) and model != recorded:
         raise UserError(f"--model {model} disagrees with checkpoint {path}, which holds {recorded!r}", 2)
     named = model is not None
     model = model if named else recorded
@@ -230,6 +234,7 @@ def load_checkpoint(path: Path, model: str | None = None, input_scaling: str | N
     scaling = scaling if scaling in ("unit", "mnist") else source.default_scaling
     net = build(source, scaling)
     state = data["state_dict"]
+    check_dtypes(state, net.state_dict(), path)
     check_finite(state, path)
     try:
         net.load_state_dict(state)
@@ -239,6 +244,18 @@ def load_checkpoint(path: Path, model: str | None = None, input_scaling: str | N
     net.eval()
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
     return Checkpoint(Path(path), net, source.ref, settings, metrics, meta, data, source, scaling)
+
+
+def check_dtypes(state: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
+    """Refuse a tensor of another kind than the model's (load_state_dict would copy int32 bits into a float weight
+    as numbers: a model that loads and reads nothing)."""
+    for key, tensor in state.items():
+        want = expected.get(key)
+        if not torch.is_tensor(tensor) or want is None:
+            continue
+        if want.is_floating_point() != tensor.is_floating_point() or tensor.is_complex():
+            raise UserError(f"checkpoint {path}: weights of the wrong kind ({key} holds {str(tensor.dtype)[6:]}, "
+                            f"the model's is {str(want.dtype)[6:]})")
 
 
 def check_finite(state: dict[str, Any], path: Path) -> None:
@@ -255,4 +272,6 @@ def check_finite(state: dict[str, Any], path: Path) -> None:
 def _warn(message: str) -> None:
     import sys
 
-    print(message, file=sys.stderr)
+    from mnist_tiny.errors import printable
+
+    print(printable(message), file=sys.stderr)

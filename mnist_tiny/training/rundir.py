@@ -128,9 +128,11 @@ def finished(state: dict[str, Any], epochs: int) -> bool:
     return position.get("epoch", 0) >= epochs and position.get("batch", 0) == 0
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], None], new: bool = False) -> None:
     """`write(file)` into a temporary file beside `path`, fsync, then rename: a crash or a full disk leaves the old
-    file as it was. A failure is one UserError naming the file."""
+    file as it was. A failure is one UserError naming the file. `new`: `path` must not exist when the file lands
+    (a hard link, which fails on an existing name, instead of a rename that would replace what appeared there
+    meanwhile)."""
     path = Path(path)
     tmp = None
     try:
@@ -141,7 +143,14 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the user's usual permissions
-        os.replace(tmp, path)
+        if new:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UserError(f"{path}: appeared while it was being written; it is kept, and nothing was "
+                                "written over it") from None
+        else:
+            os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch's own writer reports a failed write as a RuntimeError
         kept = " (the previous one is kept)" if path.exists() else ""
         reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0][:160]

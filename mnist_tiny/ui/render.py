@@ -15,8 +15,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+class SafeConsole(Console):
+    """Every string printed (and every table cell, which Rich renders through `render_str`) has its control
+    characters escaped before markup is read: what a file holds cannot drive the terminal. Our own colours are
+    markup, never raw escape codes, so nothing of ours is lost."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any):
+        from mnist_tiny.errors import printable
+
+        return super().render_str(printable(text), *args, **kwargs)
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True)
 
 
 def pct(x: float | None, digits: int = 2) -> str:
@@ -25,6 +36,10 @@ def pct(x: float | None, digits: int = 2) -> str:
 
 def error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+
+
+def warning(message: str) -> None:
+    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
 def settings_table(settings: dict[str, Any], title: str = "settings") -> Table:

@@ -1,0 +1,252 @@
+"""Hostile input, third round — the server: one costly request never stalls the rest, every connection and
+request is bounded in time and memory, one bad upload costs its own row.
+
+A real uvicorn server on 127.0.0.1 with the project's own protocol (`embed.guard`), run in a thread with small
+limits so that the deadlines are seconds, and the installed command for what a user sees (a busy port)."""
+
+import io
+import socket
+import struct
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from mnist_tiny.embed.guard import GuardedH11Protocol
+from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
+from mnist_tiny.embed.server import create_app
+
+EXAMPLES = REPO / "examples"
+
+
+class QuickProtocol(GuardedH11Protocol):
+    header_seconds = 1.0
+    max_connections = 40
+
+
+class SlowReader:
+    """The shipped reader, made as slow as a costly image would make it (`delay` seconds a batch, in C-like code
+    that releases the GIL, as decoders and onnxruntime do)."""
+
+    def __init__(self, inner):
+        self.inner, self.delay, self.temperature = inner, 0.0, inner.temperature
+
+    def __call__(self, x):
+        time.sleep(self.delay)
+        return self.inner(x)
+
+
+READER = SlowReader(OnnxReader(shipped_onnx("fast-6k")))
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(READER, "fast-6k", in_flight=3, body_seconds=1.5)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", http=QuickProtocol,
+                            timeout_keep_alive=5, limit_concurrency=1000)
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield port
+    running.should_exit = True
+    thread.join(10)
+
+
+def _request(port, method, path, body=b"", headers=None, timeout=30.0):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body, headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _health_seconds(port) -> float:
+    start = time.monotonic()
+    status, _ = _request(port, "GET", "/health", timeout=10)
+    assert status == 200
+    return time.monotonic() - start
+
+
+def _png(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _scan_bomb(scans: int = 5000) -> bytes:
+    """A small progressive JPEG whose last scan is repeated thousands of times (each one a pass over the image)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((512, 512), 200, dtype=np.uint8)).save(
+        buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rfind(b"\xff\xda")
+    scan = data[last:-2]  # from the last scan's header to the end-of-image marker
+    return data[:last] + scan * scans + b"\xff\xd9"
+
+
+def _huge_canvas_webp(side: int = 6324) -> bytes:
+    """An animated WebP of a few hundred bytes whose canvas claims side×side pixels (a 1×1 frame)."""
+    one = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(one, "WEBP", lossless=True)
+    raw = one.getvalue()
+    vp8l = raw[12:]  # the frame's own chunk (VP8L …)
+
+    def chunk(tag, payload):
+        return tag + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+
+    size = (side - 1).to_bytes(3, "little") * 2
+    vp8x = chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + size)  # flags: animation
+    anim = chunk(b"ANIM", b"\xff\xff\xff\xff" + b"\0\0")
+    anmf = chunk(b"ANMF", b"\0" * 6 + b"\0\0\0" * 2 + (100).to_bytes(3, "little") + b"\0" + vp8l)
+    body = b"WEBP" + vp8x + anim + anmf
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_health_answers_within_a_second_while_costly_requests_are_read(server):
+    body = (EXAMPLES / "tablet-4.png").read_bytes()
+    READER.delay = 2.0
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            costly = [pool.submit(_request, server, "POST", "/predict", body, {"Content-Type": "image/png"})
+                      for _ in range(3)]
+            time.sleep(0.3)
+            waits = []
+            while not all(f.done() for f in costly):
+                waits.append(_health_seconds(server))
+                time.sleep(0.1)
+            answers = [f.result() for f in costly]
+    finally:
+        READER.delay = 0.0
+    assert len(waits) >= 5 and max(waits) < 1.0, waits  # 3 requests × 2 s on 2 readers: about 4 s of polling
+    assert all(code == 200 and b'"digit":4' in text for code, text in answers), answers
+
+
+def test_a_scan_bomb_and_a_canvas_bomb_are_refused_before_decoding(server):
+    start = time.monotonic()
+    status, body = _request(server, "POST", "/predict", _scan_bomb(), {"Content-Type": "image/jpeg"})
+    assert status == 413 and b"scans" in body, body
+    files = [("file", f"{i}.webp", _huge_canvas_webp()) for i in range(64)]
+    boundary = "bound"
+    payload = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{n}\"; filename=\"{f}\"\r\n"
+                       f"Content-Type: image/webp\r\n\r\n".encode() + data + b"\r\n" for n, f, data in files)
+    payload += f"--{boundary}--\r\n".encode()
+    with ThreadPoolExecutor(1) as pool:
+        canvas = pool.submit(_request, server, "POST", "/predict", payload,
+                             {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        while not canvas.done():
+            assert _health_seconds(server) < 1.0
+            time.sleep(0.05)
+        status, body = canvas.result()
+    assert status in (413, 422), body
+    assert body.count(b"budget") >= 60, body[:400]  # one canvas at most was decoded; the others were refused
+    assert time.monotonic() - start < 30
+
+
+def test_silent_and_dripping_connections_are_closed_and_new_ones_still_served(server):
+    silent = [socket.create_connection(("127.0.0.1", server)) for _ in range(QuickProtocol.max_connections + 20)]
+    try:
+        assert _health_seconds(server) < 1.0  # at the cap, the oldest silent connection gave way
+        drip = socket.create_connection(("127.0.0.1", server))
+        start = time.monotonic()
+        drip.settimeout(10)
+        closed = False
+        for byte in b"GET /health HTTP/1.1\r\nHost: x\r\n":
+            try:
+                drip.send(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.2)
+        if not closed:
+            closed = drip.recv(1) == b""
+        assert closed and time.monotonic() - start < 5  # its headers had a second, not for ever
+    finally:
+        for s in silent:
+            s.close()
+
+
+def test_a_dripped_body_times_out_and_requests_in_flight_are_capped(server):
+    def slow_upload():
+        s = socket.create_connection(("127.0.0.1", server))
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nab")
+        return s
+
+    held = [slow_upload() for _ in range(3)]  # the cap of this server: 3 in flight
+    try:
+        time.sleep(0.3)
+        status, body = _request(server, "POST", "/predict", (EXAMPLES / "tablet-4.png").read_bytes(),
+                                {"Content-Type": "image/png"})
+        assert status == 503 and b"busy" in body
+        assert _health_seconds(server) < 1.0
+        held[0].settimeout(10)
+        answer = held[0].recv(4096)
+        assert b" 408 " in answer.split(b"\r\n")[0]
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+    status, body = _request(server, "POST", "/predict", (EXAMPLES / "tablet-4.png").read_bytes(),
+                            {"Content-Type": "IMAGE/PNG"})  # media types are case-insensitive
+    assert status == 200 and b'"digit":4' in body
+
+
+def test_one_corrupt_upload_costs_its_own_row(server):
+    good = (EXAMPLES / "marker-8.png").read_bytes()
+    truncated = good[: len(good) // 2]
+    blp = b"BLP2" + bytes(200)
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n(x) print\n"
+    avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf" + bytes(100)
+    files = [("a.png", good), ("b.png", truncated), ("c.blp", blp), ("d.png", eps), ("e.avif", avif),
+             ("f.png", good)]
+    boundary = "b0undary"
+    payload = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{f}\"\r\n"
+                       f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n" for f, data in files)
+    payload += f"--{boundary}--\r\n".encode()
+    import json
+
+    status, body = _request(server, "POST", "/predict", payload,
+                            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200, body
+    rows = json.loads(body)
+    assert [r.get("digit") for r in rows] == [8, None, None, None, None, 8]
+    assert all("error" in r for r in rows[1:5])
+    assert "format the reader opens" in rows[3]["error"]  # PostScript never reaches Ghostscript
+
+
+def test_head_is_answered(server):
+    assert _request(server, "HEAD", "/")[0] == 200
+    assert _request(server, "HEAD", "/health")[0] == 200
+
+
+def test_a_busy_port_is_one_line_and_an_open_host_is_warned_about():
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(["mnist-tiny", "serve", "--host", "0.0.0.0", "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("warning:") and "no authentication" in lines[0]
+    assert lines[1].startswith("error:") and f"port {port}" in lines[1] and "in use" in lines[1]
+    assert "serving" not in result.stdout and "Errno" not in result.stderr
