@@ -337,7 +337,8 @@ def build(source: ModelSource, scaling: str | None = None, check: bool = True):
     except (Exception, SystemExit) as e:
         line = _line_in(e, str(source.path)) if source.path else None
         where = f" ({source.path}:{line})" if line else ""
-        raise UserError(f"{source.ref}: building the model failed{where}: {type(e).__name__}: {e}", 2) from None
+        what = f"it calls exit() ({e.code!r})" if isinstance(e, SystemExit) else f"{type(e).__name__}: {e}"
+        raise UserError(f"{source.ref}: building the model failed{where}: {what}", 2) from None
     if not isinstance(model, nn.Module):
         raise UserError(f"{source.ref}: returned a {type(model).__name__}, not a torch.nn.Module", 2)
     if scaling == "mnist":
