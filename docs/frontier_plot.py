@@ -12,11 +12,17 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from mnist_tiny.models.hub import weights_meta
 from mnist_tiny.models.refs import get_spec, list_models
-from mnist_tiny.ui.plots import INK, GRID, PALETTE, _font
+from mnist_tiny.ui.plots import PALETTE
+
+INK, GRID = (40, 40, 40), (225, 225, 225)
+
+
+def _font(size: int):
+    return ImageFont.load_default(size=size)
 
 REPO = Path(__file__).resolve().parents[1]
 OURS_COLOUR, PUBLIC_COLOUR, MUST_COLOUR = PALETTE[0], PALETTE[3], (150, 150, 150)

@@ -1,6 +1,7 @@
 """Embed: ONNX export that checks itself, shipped ONNX files, and reading digits without torch."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from mnist_tiny.cli.app import app
 from mnist_tiny.reader import images
 
 STUDENTS = Path(__file__).parent / "students"
+EXAMPLES = REPO / "examples"
 
 
 def _onnx_accuracy(path: Path, test) -> float:
@@ -112,3 +114,37 @@ def test_numpy_resampling_is_torchs(shape, size):
     assert np.abs(images.resize_bilinear(a, size) - bilinear).max() < 1e-4  # torch rounds its weights in float32
     box = F.avg_pool2d(t, 3, 1, 1)[0, 0].numpy()
     assert np.abs(images.box_mean_3x3(a) - box).max() < 1e-6
+
+
+NO_TORCH = """
+import sys, importlib.util
+class NoTorch:  # the reader-only install (`pip install .`): torch and torchvision are not there
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTorch())
+found = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: (
+    None if name.split(".")[0] in ("torch", "torchvision") else found(name, package))
+from mnist_tiny.cli.app import main
+sys.argv = ["mnist-tiny", *sys.argv[1:]]
+main()
+"""
+
+
+def test_the_reader_only_install_lists_models_and_names_typos():
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "80"})
+
+    listed = run("models", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = [row["name"] for row in json.loads(listed.stdout)]
+    assert mnist_tiny.DEFAULT_MODEL in names and "micro-1k" in names
+    table = run("models")
+    assert table.returncode == 0 and "reader-only install" in table.stdout and "mnist-tiny[train]" in table.stdout
+    typo = run("predict", str(EXAMPLES / "marker-8.png"), "--model", "fast-6kk")
+    assert typo.returncode == 2 and "unknown model 'fast-6kk' (did you mean 'fast-6k'?)" in typo.stderr
+    assert "needs torch" not in typo.stderr and len(typo.stderr.strip().splitlines()) == 1
+    read = run("predict", str(EXAMPLES / "marker-8.png"), "--model", "micro-2k", "--json")
+    assert read.returncode == 0 and json.loads(read.stdout)[0]["digit"] == 8

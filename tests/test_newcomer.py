@@ -87,3 +87,42 @@ def test_curve_axes_stay_within_what_the_quantity_can_be():
     assert hi == 1.0 and lo < 0.99
     lo, hi = axis_range([0.0, 0.3], floor=0.0)
     assert lo == 0.0 and hi > 0.3
+
+
+def test_every_plot_lays_out_without_collisions_at_two_sizes(tmp_path):
+    """Curves, runs, confusion and reliability, drawn by matplotlib at their size and at a small one: title,
+    legends and charts (tick labels included) never overlap or leave the picture; and the check does see a
+    legend drawn over a chart."""
+    from mnist_tiny.ui import plots
+
+    history = [{"epoch": i + 1, "train_loss": 1 / (i + 1), "val_loss": 1.1 / (i + 1), "train_acc": 0.9 + 0.009 * i,
+                "val_acc": 0.91 + 0.008 * i} for i in range(12)]
+    bins = [{"confidence": 0.55 + 0.05 * k, "accuracy": 0.5 + 0.055 * k, "count": 10 * k + 1} for k in range(9)]
+    confusion = [[980 if i == j else (i * j) % 7 for j in range(10)] for i in range(10)]
+    for scale in (1.0, 0.6):
+        wide, square = (11 * scale, 4.7 * scale), (6.4 * scale, 6.4 * scale)
+        figures = {
+            "curves": plots.training_curves(history, tmp_path / "c.png", "fast-6k · seed 0", size=wide),
+            "runs": plots.runs_curves([(f"runs/a-long-run-name-{k}", history) for k in range(7)], tmp_path / "r.png",
+                                      "7 runs", size=(wide[0], wide[1] + 1.0 * scale)),
+            "confusion": plots.confusion_heatmap(confusion, tmp_path / "m.png", "fast-6k · test", size=square),
+            "reliability": plots.reliability_diagram([("raw", {"bins": bins, "ece": 0.012}),
+                                                      ("calibrated", {"bins": bins, "ece": 0.004})],
+                                                     tmp_path / "l.png", "fast-6k · val · reliability", size=square),
+        }
+        for name, fig in figures.items():
+            assert plots.layout_problems(fig) == [], (name, scale, plots.layout_problems(fig))
+            drawn = tmp_path / ({"curves": "c", "runs": "r", "confusion": "m", "reliability": "l"}[name] + ".png")
+            assert Image.open(drawn).size == tuple(round(v * 100) for v in fig.get_size_inches())
+    bad = plots.training_curves(history, tmp_path / "bad.png", "title")
+    bad.legends[0].remove()
+    bad.axes[0].legend(loc="center", fontsize=30)  # a legend over the data
+    bad.legend(["x"], loc="upper left", fontsize=40)
+    bad.canvas.draw()
+    assert plots.layout_problems(bad), "the check must notice a legend over a chart"
+
+
+def test_plots_import_matplotlib_only_when_drawing():
+    code = ("import sys; import mnist_tiny.ui.plots, mnist_tiny.training.finish, mnist_tiny.cli.app; "
+            "print('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

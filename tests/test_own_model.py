@@ -316,3 +316,30 @@ def test_new_writes_a_course_project_whose_model_passes_and_whose_tests_run(tmp_
                            capture_output=True, text=True)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "2 passed" in tests.stdout
+
+
+def test_the_starters_requirements_install_in_a_new_venv(tmp_path):
+    """`new`'s requirements.txt names mnist-tiny where this copy came from (a clone, a wheel, a git URL), with
+    `[train]` and pytest only: a new venv resolves all of it (dry run: torch is not installed twice) and installs
+    mnist-tiny itself from that origin."""
+    project = tmp_path / "course"
+    assert invoke("new", project).exit_code == 0
+    lines = [ln for ln in (project / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines[0].startswith("mnist-tiny[train]") and lines[1].startswith("pytest"), lines
+    assert "test]" not in lines[0] and len(lines) == 2
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    resolved = subprocess.run([*pip, "install", "--dry-run", "-q", "--report", str(tmp_path / "plan.json"), "-r",
+                               str(project / "requirements.txt")], capture_output=True, text=True, timeout=600)
+    assert resolved.returncode == 0, resolved.stderr[-2000:]
+    plan = {item["metadata"]["name"].lower() for item in json.loads((tmp_path / "plan.json").read_text())["install"]}
+    assert {"mnist-tiny", "torch", "torchvision", "matplotlib", "pytest"} <= plan, plan
+    assert "selenium" not in plan and "hypothesis" not in plan  # the test extras stay out of a course
+    installed = subprocess.run([*pip, "install", "-q", "--no-deps", "-r", str(project / "requirements.txt")],
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    version = subprocess.run([str(venv / "bin" / "python"), "-c",
+                              "import importlib.metadata as m; print(m.version('mnist-tiny'))"],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert version.stdout.strip() == mnist_tiny.__version__

@@ -49,6 +49,21 @@ def test_predict_answers_as_the_command_does(client):
     assert page.status_code == 200 and "<canvas" in page.text and "http" not in page.text.split("<script>")[1]
 
 
+def test_api_docs_are_served_without_the_internet(client):
+    """/docs and /redoc load Swagger UI and ReDoc from this server: no URL on the page names another host."""
+    import re
+
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200
+        urls = re.findall(r"(?:src|href)=[\"']([^\"']+)", page.text) + re.findall(r"url: *[\"']([^\"']+)", page.text)
+        assert urls and all(u.startswith("/") for u in urls), (path, urls)
+        assert "cdn" not in page.text and "https://" not in page.text.replace("https://fastapi", "")
+        for asset in (u for u in urls if u.endswith((".js", ".css"))):
+            served = client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 50_000, asset  # the real bundle
+
+
 def test_a_30_mb_upload_is_refused_at_the_default_limit():
     app = create_app(OnnxReader(shipped_onnx("fast-11k")), "fast-11k")
     with TestClient(app) as plain:
@@ -113,7 +128,11 @@ def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert browser and driver, "the browser test needs Debian's chromium and chromium-driver (apt-get install)"
+    if not (browser and driver):
+        missing = "the browser test needs Debian's chromium and chromium-driver (README's set-up installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)  # in CI a missing browser is a failure, never a skip
+        pytest.skip(missing + "; skipped outside CI")
     port = _free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "mnist-tiny"), "serve", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

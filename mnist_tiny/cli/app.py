@@ -359,15 +359,22 @@ def runs(
 @command
 def models(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the registered architectures, their size, and the shipped weights' test accuracy."""
-    from mnist_tiny.models.hub import model_rows
+    from importlib.util import find_spec
 
-    rows = model_rows()
+    from mnist_tiny.models.hub import model_rows, shipped_rows
+
+    reader_only = find_spec("torch") is None  # `pip install mnist-tiny`: the shipped ONNX readers, no registry code
+    rows = shipped_rows() if reader_only else model_rows()
     if json_out:
         _print_json(rows)
     else:
-        from mnist_tiny.ui.render import models_table
+        from mnist_tiny.ui.render import console, models_table
 
         models_table(rows)
+        if reader_only:
+            console.print("[dim]reader-only install: the models shipped with ONNX weights, which predict and serve "
+                          "read with; pip install 'mnist-tiny\\[train]' adds training and your own models.[/]",
+                          highlight=False)
 
 
 def _load(checkpoint: Optional[Path], model: Optional[str], input_scaling: Optional[str] = None):
@@ -468,6 +475,14 @@ def reader_for(checkpoint: Optional[Path], model: Optional[str]):
     if shipped is not None and have_onnxruntime():
         reader = OnnxReader(shipped)
         return reader.name, reader
+    from importlib.util import find_spec
+
+    from mnist_tiny.models.refs import is_registry_name
+
+    if checkpoint is None and model and is_registry_name(model) and find_spec("torch") is None:
+        from mnist_tiny.models.hub import shipped_name_error
+
+        raise shipped_name_error(model)  # a typo says so, not "this needs torch"
     loaded = _load(checkpoint, model)
     return loaded.name, torch_logits(loaded.model, loaded.raw.get("temperature"))
 

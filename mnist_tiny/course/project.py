@@ -7,6 +7,7 @@ a true global average pool and a fully connected layer; 99.4% test accuracy with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,30 @@ STARTER_FILES = {  # template in mnist_tiny/course/starter/ -> path in the new p
 }
 
 
+def install_requirement(extra: str = "train") -> str:
+    """The requirement line that installs this mnist-tiny again: from where it came (PEP 610's direct_url.json:
+    a git URL at its commit, a local folder or a wheel), else the package index at this version."""
+    from importlib import metadata
+
+    from mnist_tiny import __version__
+
+    origin = None
+    for dist in metadata.distributions(name="mnist-tiny"):  # a build's egg-info on the path records no origin
+        try:
+            origin = json.loads(dist.read_text("direct_url.json") or "null")
+        except ValueError:
+            continue
+        if origin:
+            break
+    url = origin.get("url") if isinstance(origin, dict) else None
+    if not isinstance(url, str) or not url:
+        return f"mnist-tiny[{extra}]=={__version__}"
+    vcs = origin.get("vcs_info")
+    if isinstance(vcs, dict) and vcs.get("vcs") and vcs.get("commit_id"):
+        return f"mnist-tiny[{extra}] @ {vcs['vcs']}+{url}@{vcs['commit_id']}"
+    return f"mnist-tiny[{extra}] @ {url}"
+
+
 def new_project(folder: Path) -> list[Path]:
     """Write a starter course project into `folder` (new or empty); never overwrites anything."""
     from importlib import resources
@@ -102,6 +127,8 @@ def new_project(folder: Path) -> list[Path]:
         path = folder / target
         path.parent.mkdir(parents=True, exist_ok=True)
         text = (templates / template).read_text(encoding="utf-8")
+        if template == "requirements.txt":
+            text = text.replace("{requirement}", install_requirement())
         with open(path, "x", encoding="utf-8") as f:  # "x": fail rather than replace a file
             f.write(text)
         written.append(path)

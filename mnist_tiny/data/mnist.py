@@ -99,10 +99,23 @@ def download(data_dir: Path, mirror: str | None = None, say=_say) -> None:
     """Fetch the missing files (`<name>.gz` beside them, else from the first mirror that answers), verify md5,
     rename into place. A `.gz` torchvision left in the folder is used without any network."""
     root = raw_dir(data_dir)
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first: what a failure takes back
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"data directory {root}: cannot create ({e.strerror})") from None
+    try:
+        _download_into(root, mirror, say)
+    except BaseException:
+        for folder in created:  # a download that failed leaves no empty folders where the user did not make any
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _download_into(root: Path, mirror: str | None, say) -> None:
     _remove_stale_parts(root)
     mirrors = [mirror] if mirror else list(MIRRORS)
     with _cleanup_on_sigterm():

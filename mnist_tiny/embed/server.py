@@ -4,7 +4,7 @@
     POST /predict   multipart field `file` (one or several) or a raw image body → the fields of `predict --json`
                     (?top_k=3, ?expect=auto|one|many, ?input=true for the 28×28 crops the model saw)
     GET  /models    the models this server can read with     GET /health    liveness
-    GET  /docs      OpenAPI (FastAPI's own)
+    GET  /docs      OpenAPI, in Swagger UI (and /redoc), their files served from the package (fastapi-offline)
 
 Every asset is served by the package (no CDN). Bad requests are 4xx with a JSON `detail`; a request body is
 bounded (413 beyond `max_bytes` or `max_files`), an unreadable image is a 415 and an image without a digit a 422
@@ -43,8 +43,12 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
                body_seconds: float = BODY_SECONDS) -> FastAPI:
     """The ASGI app reading digits and numbers with `reader` (N×1×28×28 float32 → N×10 logits, e.g.
     `OnnxReader`; its `temperature` calibrates the confidences)."""
-    app = FastAPI(title="mnist-tiny", version=__version__,
-                  description="Read handwritten digits: POST an image to /predict, or draw one at /.")
+    from fastapi_offline import FastAPIOffline
+
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the package (FastAPI's own load them
+    # from a CDN: blank without the internet, and third-party code on this origin).
+    app = FastAPIOffline(title="mnist-tiny", version=__version__, static_url="/static-docs",
+                         description="Read handwritten digits: POST an image to /predict, or draw one at /.")
     page = (resources.files("mnist_tiny.embed") / "static" / "index.html").read_text(encoding="utf-8")
     limiter = anyio.CapacityLimiter(readers)
     admitted = {"now": 0}

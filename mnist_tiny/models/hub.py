@@ -63,6 +63,35 @@ def get_model(ref: str | None = None, pretrained: bool = False):
     return load_weights(source.name)
 
 
+def shipped_rows() -> list[dict[str, Any]]:
+    """`model_rows` from the shipped weights' JSON files alone, without torch: what a reader-only install
+    (`pip install mnist-tiny`) can read with; the registry itself is Python code that needs torch."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("mnist_tiny.models") / "weights"))
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        if not path.with_suffix(".onnx").is_file():
+            continue
+        meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+        rows.append({"name": path.stem, "kind": "shipped", "default": path.stem == DEFAULT_MODEL,
+                     "params": meta.get("params"), "weights": True, "test_acc": meta.get("test_acc"),
+                     "val_acc": meta.get("val_acc"), "sweep": meta.get("sweep"), "command": meta.get("command"),
+                     "description": "", "recipe": meta.get("recipe")})
+    return rows
+
+
+def shipped_name_error(name: str) -> UserError:
+    """`get_spec`'s did-you-mean, from the shipped files (no torch): for a reader-only install."""
+    import difflib
+
+    known = [row["name"] for row in shipped_rows()]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return UserError(f"unknown model {name!r}{hint}; this reader-only install reads with: {', '.join(known)}; "
+                     "training and your own models need pip install 'mnist-tiny[train]'", 2)
+
+
 def model_rows() -> list[dict[str, Any]]:
     """One JSON-ready row per registered model (with its shipped weights' figures), then each plugin, unloaded."""
     rows = []

@@ -1,6 +1,10 @@
-"""PNG pictures drawn with Pillow (already a dependency for `predict`): training curves and a confusion heat-map.
+"""The pictures: training curves, runs side by side, a confusion heat-map, a reliability diagram (matplotlib), and
+the grid of misclassified digits (Pillow: it is a montage of images, not a plot).
 
-Pillow instead of matplotlib keeps the install small and `import` fast; these plots need lines, boxes and text.
+matplotlib is the field's convention and lays a figure out so that titles, legends and axes never collide
+(`layout="constrained"`, legends outside the axes); it is imported only when a picture is drawn, so `--help`,
+`predict` and a training run's start pay nothing for it. Each function returns its Figure (for
+`layout_problems`, which the tests run at two sizes).
 """
 
 from __future__ import annotations
@@ -8,21 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from PIL import Image, ImageDraw, ImageFont
-
-TRAIN, VAL, GRID, INK = (31, 119, 180), (214, 39, 40), (225, 225, 225), (40, 40, 40)
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-# Colours for several runs on one plot (Tableau 10, as matplotlib's default cycle).
+# matplotlib's default cycle (Tableau 10), as RGB for the Pillow montage and docs/frontier_plot.py.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+TRAIN, VAL = "tab:blue", "tab:red"
+CURVES_SIZE = (11.0, 4.7)  # inches at 100 dpi: 1100×470 pixels
 
 
 def axis_range(values: Sequence[float], floor: float | None = None,
@@ -40,119 +34,166 @@ def axis_range(values: Sequence[float], floor: float | None = None,
     return lo, hi
 
 
-def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], title: str,
-           series: Sequence[tuple[str, Sequence[float], tuple[int, int, int]]], percent: bool,
-           floor: float | None = None, ceiling: float | None = None) -> None:
-    """One line chart. The axis stays within what the quantity can be (`floor`, `ceiling`: a loss is never below
-    0, an accuracy never above 100%), and the legend sits above the box, never over a curve."""
-    left, top, right, bottom = box
-    lo, hi = axis_range([v for _, ys, _ in series for v in ys], floor, ceiling)
-    n = max(len(ys) for _, ys, _ in series)
-    font, small = _font(15), _font(12)
-    draw.text((left, top - 44), title, fill=INK, font=font)
-    x_legend = left
-    for label, _, colour in series:  # one row of keys between the title and the box
-        if not label:
-            continue
-        draw.line([(x_legend, top - 12), (x_legend + 18, top - 12)], fill=colour, width=3)
-        draw.text((x_legend + 22, top - 19), label, fill=INK, font=small)
-        x_legend += 34 + int(draw.textlength(label, font=small))
+def _figure(size: tuple[float, float], title: str):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend, nothing to close
 
-    def xy(i: int, v: float) -> tuple[float, float]:
-        x = left + (right - left) * (i / max(1, n - 1))
-        return x, bottom - (bottom - top) * (v - lo) / (hi - lo)
+    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    if title:
+        fig.suptitle(title, fontsize=13, x=0.01, ha="left")
+    return fig
 
-    for k in range(5):
-        v = lo + (hi - lo) * k / 4
-        y = xy(0, v)[1]
-        draw.line([(left, y), (right, y)], fill=GRID)
-        draw.text((left - 58, y - 7), f"{100 * v:.2f}%" if percent else f"{v:.3f}", fill=INK, font=small)
-    for i in range(n):
-        x = xy(i, lo)[0]
-        if n <= 20 or i % max(1, n // 10) == 0:
-            draw.text((x - 4, bottom + 6), str(i + 1), fill=INK, font=small)
-    draw.text(((left + right) / 2 - 16, bottom + 22), "epoch", fill=INK, font=small)
-    draw.rectangle(box, outline=INK)
+
+def _line_panel(ax, title: str, series: Sequence[tuple[str, Sequence[float], Any]], percent: bool,
+                floor: float | None = None, ceiling: float | None = None) -> None:
+    """One chart per quantity: the axis stays within what it can be (a loss ≥ 0, an accuracy ≤ 100%)."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    values = [v for _, ys, _ in series for v in ys]
     for label, ys, colour in series:
-        points = [xy(i, v) for i, v in enumerate(ys)]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        for x, y in points:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        ax.plot(range(1, len(ys) + 1), ys, marker="o", markersize=3, linewidth=1.8, color=colour, label=label)
+    ax.set_ylim(*axis_range(values, floor, ceiling))
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
+    ax.grid(True, color="0.9")
 
 
-def training_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, train (augmented batches) vs validation, side by side."""
+def training_curves(history: list[dict[str, Any]], path: Path, title: str = "",
+                    size: tuple[float, float] = CURVES_SIZE):
+    """Loss and accuracy per epoch, train (augmented batches) vs validation, side by side; one legend above."""
     if not history:
-        return
-    image = Image.new("RGB", (1100, 470), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((20, 10), title, fill=INK, font=_font(18))
+        return None
+    fig = _figure(size, title)
+    loss, acc = fig.subplots(1, 2)
     col = lambda key: [row[key] for row in history]  # noqa: E731
-    _panel(draw, (90, 100, 520, 410), "loss", [("train", col("train_loss"), TRAIN), ("val", col("val_loss"), VAL)],
-           False, floor=0.0)
-    _panel(draw, (640, 100, 1070, 410), "accuracy",
-           [("train", col("train_acc"), TRAIN), ("val", col("val_acc"), VAL)], True, floor=0.0, ceiling=1.0)
-    image.save(path)
+    _line_panel(loss, "loss", [("train", col("train_loss"), TRAIN), ("val", col("val_loss"), VAL)], False, 0.0)
+    _line_panel(acc, "accuracy", [("train", col("train_acc"), TRAIN), ("val", col("val_acc"), VAL)], True, 0.0, 1.0)
+    fig.legend(*loss.get_legend_handles_labels(), loc="outside upper right", ncols=2, frameon=False)
+    fig.savefig(path)
+    return fig
 
 
-def runs_curves(runs: list[tuple[str, list[dict[str, Any]]]], path: Path, title: str = "") -> None:
-    """Several runs on one picture: validation accuracy and training loss per epoch, one colour per run."""
+def runs_curves(runs: list[tuple[str, list[dict[str, Any]]]], path: Path, title: str = "",
+                size: tuple[float, float] | None = None):
+    """Several runs on one picture: validation accuracy and training loss per epoch, one colour per run; the
+    legend (one key per run, two columns) below the charts, where any number of runs fits."""
     runs = [(label, history) for label, history in runs if history]
     if not runs:
-        return
-    image = Image.new("RGB", (1100, 470 + 18 * max(0, len(runs) - 4)), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((20, 10), title, fill=INK, font=_font(18))
-    colour = [PALETTE[i % len(PALETTE)] for i in range(len(runs))]
-    top = 100 + 18 * max(0, len(runs) - 4)
-    _legend_rows(draw, [(label, c) for (label, _), c in zip(runs, colour)], (20, 40))
-    _panel(draw, (90, top, 520, top + 310), "validation accuracy",
-           [("", [r["val_acc"] for r in h], c) for (_, h), c in zip(runs, colour)], True, floor=0.0, ceiling=1.0)
-    _panel(draw, (640, top, 1070, top + 310), "training loss",
-           [("", [r["train_loss"] for r in h], c) for (_, h), c in zip(runs, colour)], False, floor=0.0)
-    image.save(path)
+        return None
+    size = size or (CURVES_SIZE[0], CURVES_SIZE[1] + 0.2 * ((len(runs) + 1) // 2))
+    fig = _figure(size, title)
+    acc, loss = fig.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(runs))]
+    _line_panel(acc, "validation accuracy", [(label, [r["val_acc"] for r in h], c)
+                                             for (label, h), c in zip(runs, colours)], True, 0.0, 1.0)
+    _line_panel(loss, "training loss", [(label, [r["train_loss"] for r in h], c)
+                                        for (label, h), c in zip(runs, colours)], False, 0.0)
+    fig.legend(*acc.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False, fontsize=9)
+    fig.savefig(path)
+    return fig
 
 
-def _legend_rows(draw: ImageDraw.ImageDraw, keys: list[tuple[str, tuple[int, int, int]]], at: tuple[int, int]) -> None:
-    small = _font(12)
-    for k, (label, colour) in enumerate(keys):
-        x, y = at[0] + 540 * (k % 2), at[1] + 18 * (k // 2)
-        draw.line([(x, y + 7), (x + 18, y + 7)], fill=colour, width=3)
-        draw.text((x + 22, y), label[:80], fill=INK, font=small)
+def confusion_heatmap(confusion: list[list[int]], path: Path, title: str = "",
+                      size: tuple[float, float] = (6.4, 6.4)):
+    """10×10 heat-map; off-diagonal cells are scaled to the largest error so the mistakes stand out, the
+    diagonal (right answers) is drawn pale with its count."""
+    import numpy as np
 
-
-def confusion_heatmap(confusion: list[list[int]], path: Path, title: str = "") -> None:
-    """10×10 heat-map; off-diagonal cells are scaled to the largest error so the mistakes stand out."""
-    cell, margin = 52, 80
-    size = margin + 10 * cell + 20
-    image = Image.new("RGB", (size, size + 30), "white")
-    draw = ImageDraw.Draw(image)
-    font, small = _font(16), _font(13)
-    draw.text((20, 10), title, fill=INK, font=font)
-    worst = max([confusion[i][j] for i in range(10) for j in range(10) if i != j] + [1])
+    counts = np.asarray(confusion)
+    errors = counts.astype(float).copy()
+    np.fill_diagonal(errors, 0)
+    fig = _figure(size, title)
+    ax = fig.subplots()
+    ax.imshow(errors, cmap="Reds", vmin=0, vmax=max(1.0, errors.max()))
     for i in range(10):
-        draw.text((margin - 24, margin + i * cell + cell // 2 - 8), str(i), fill=INK, font=font)
-        draw.text((margin + i * cell + cell // 2 - 4, margin - 26), str(i), fill=INK, font=font)
+        ax.add_patch(_cell(i, "#dcebfa"))
         for j in range(10):
-            v = confusion[i][j]
-            if i == j:
-                colour = (220, 235, 250)
-            else:
-                t = v / worst
-                colour = (255, int(255 - 200 * t), int(255 - 220 * t))
-            x, y = margin + j * cell, margin + i * cell
-            draw.rectangle([x, y, x + cell, y + cell], fill=colour, outline=GRID)
-            if v:
-                draw.text((x + 6, y + cell // 2 - 7), str(v), fill=INK, font=small)
-    draw.text((margin, size), "rows: true digit · columns: predicted digit", fill=INK, font=small)
-    image.save(path)
+            if counts[i, j]:
+                dark = i != j and errors[i, j] > 0.6 * errors.max()
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7 if i == j else 8,
+                        color="white" if dark else "0.15")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    fig.savefig(path)
+    return fig
+
+
+def _cell(i: int, colour: str):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((i - 0.5, i - 0.5), 1, 1, facecolor=colour, edgecolor="none")
+
+
+def reliability_diagram(curves: list[tuple[str, dict[str, Any]]], path: Path, title: str = "",
+                        size: tuple[float, float] = (6.4, 5.6)):
+    """Accuracy against confidence per bin (`evaluation.calibration.reliability`), one line per curve (raw,
+    calibrated), the diagonal where they would be perfectly calibrated. The low-confidence bins of a 99% model
+    hold few images, so each bin's point is sized by its count."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig = _figure(size, title)
+    ax = fig.subplots()
+    lo = min([b["confidence"] for _, r in curves for b in r["bins"]] + [0.5])
+    lo = max(0.0, min(0.9, int(lo * 10) / 10))  # the axis starts at the lowest tenth holding a bin
+    total = max(1, max((b["count"] for _, r in curves for b in r["bins"]), default=1))
+    ax.plot([lo, 1], [lo, 1], color="0.6", linewidth=1, label="perfectly calibrated")
+    for k, (label, r) in enumerate(curves):
+        xs = [b["confidence"] for b in r["bins"]]
+        ys = [max(lo, b["accuracy"]) for b in r["bins"]]
+        ax.plot(xs, ys, color=f"C{k}", linewidth=1.8, label=f"{label}: ECE {100 * r['ece']:.2f}%")
+        ax.scatter(xs, ys, s=[8 + 90 * (b["count"] / total) for b in r["bins"]], color=f"C{k}", zorder=3)
+    ax.set_xlim(lo, 1)
+    ax.set_ylim(lo, 1)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("mean confidence in the bin (dot size: images)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.grid(True, color="0.9")
+    fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=9)
+    fig.savefig(path)
+    return fig
+
+
+def layout_problems(fig) -> list[str]:
+    """What collides in a drawn figure: the title with a legend or a chart, a legend with a chart's plotting
+    area or another chart, two charts (tick labels and axis titles included), or anything outside the picture."""
+    renderer = fig.canvas.get_renderer()
+    frame = fig.bbox
+    boxes: list[tuple[str, Any]] = []
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        boxes.append(("title", fig._suptitle.get_window_extent(renderer)))
+    for k, legend in enumerate(fig.legends):
+        boxes.append((f"legend {k}", legend.get_window_extent(renderer)))
+    charts = [(f"chart {k}", ax.get_tightbbox(renderer)) for k, ax in enumerate(fig.axes)]
+    problems = []
+    for name, box in boxes + charts:
+        if box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1 or box.x1 > frame.x1 + 1 or box.y1 > frame.y1 + 1:
+            problems.append(f"{name} leaves the picture")
+    pairs = [(a, b) for i, a in enumerate(boxes + charts) for b in (boxes + charts)[i + 1:]]
+    for (name_a, a), (name_b, b) in pairs:
+        if a.overlaps(b) and a.intersection(a, b) is not None and a.intersection(a, b).width > 1 \
+                and a.intersection(a, b).height > 1:
+            problems.append(f"{name_a} overlaps {name_b}")
+    return problems
 
 
 def error_grid(images, misclassified: list[dict[str, int]], path: Path, title: str = "", limit: int = 100) -> None:
     """The misclassified digits in a grid (torchvision's make_grid), each captioned true -> predicted."""
     import torch
+    from PIL import Image, ImageDraw, ImageFont
     from torchvision.utils import make_grid
+
+    def font(size: int):
+        try:
+            return ImageFont.load_default(size=size)
+        except TypeError:  # Pillow < 10.1
+            return ImageFont.load_default()
 
     shown = misclassified[:limit]
     columns, scale, caption = 10, 3, 16
@@ -167,55 +208,16 @@ def error_grid(images, misclassified: list[dict[str, int]], path: Path, title: s
     rows = max(1, (len(shown) + columns - 1) // columns)
     canvas = Image.new("RGB", (picture.width, 40 + rows * (cell + caption) + 4), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((6, 10), title + ("" if len(misclassified) <= limit else f" · first {limit} shown"), fill=INK, font=_font(15))
-    font = _font(14)
+    ink, red = (40, 40, 40), PALETTE[3]
+    draw.text((6, 10), title + ("" if len(misclassified) <= limit else f" · first {limit} shown"), fill=ink,
+              font=font(15))
+    small = font(14)
     for k, m in enumerate(shown):
         r, c = divmod(k, columns)
         tile = picture.crop((c * cell, r * cell, c * cell + cell + 4, r * cell + cell + 4))
         canvas.paste(tile, (c * cell, 40 + r * (cell + caption)))
-        draw.text((c * cell + 8, 40 + r * (cell + caption) + cell + 2), f"{m['true']} -> {m['predicted']}", fill=VAL, font=font)
+        draw.text((c * cell + 8, 40 + r * (cell + caption) + cell + 2), f"{m['true']} -> {m['predicted']}",
+                  fill=red, font=small)
     if not shown:
-        draw.text((10, 60), "no errors", fill=INK, font=font)
+        draw.text((10, 60), "no errors", fill=ink, font=small)
     canvas.save(path)
-
-
-def reliability_diagram(curves: list[tuple[str, dict[str, Any]]], path: Path, title: str = "") -> None:
-    """Accuracy against confidence per bin (`evaluation.calibration.reliability`), one line per curve (raw,
-    calibrated), the diagonal where they would be perfectly calibrated. The low-confidence bins of a 99% model
-    hold few images, so each bin's point is sized by its count."""
-    width, height, margin = 640, 560, 70
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font, small = _font(16), _font(13)
-    draw.text((20, 10), title, fill=INK, font=font)
-    left, top, right, bottom = margin, 60, width - 30, height - margin
-    lo = min([b["confidence"] for _, r in curves for b in r["bins"]] + [0.5])
-    lo = max(0.0, min(0.9, int(lo * 10) / 10))  # the axis starts at the lowest tenth holding a bin
-
-    def xy(conf: float, acc: float) -> tuple[float, float]:
-        return (left + (conf - lo) / (1 - lo) * (right - left), bottom - (acc - lo) / (1 - lo) * (bottom - top))
-
-    draw.rectangle([left, top, right, bottom], outline=GRID)
-    for k in range(int(round((1 - lo) * 10)) + 1):
-        v = lo + k / 10
-        x, y = xy(v, v)
-        draw.line([x, top, x, bottom], fill=GRID)
-        draw.line([left, y, right, y], fill=GRID)
-        draw.text((x - 12, bottom + 6), f"{100 * v:.0f}%", fill=INK, font=small)
-        draw.text((left - 44, y - 7), f"{100 * v:.0f}%", fill=INK, font=small)
-    draw.line([xy(lo, lo), xy(1, 1)], fill=(150, 150, 150), width=1)
-    total = max(1, max(b["count"] for _, r in curves for b in r["bins"]))
-    for (label, r), colour in zip(curves, PALETTE):
-        points = [xy(b["confidence"], max(lo, b["accuracy"])) for b in r["bins"]]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        for (x, y), b in zip(points, r["bins"]):
-            radius = 2 + 6 * (b["count"] / total) ** 0.5
-            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
-    for k, ((label, r), colour) in enumerate(zip(curves, PALETTE)):
-        y = top + 10 + 18 * k
-        draw.line([(left + 10, y + 7), (left + 28, y + 7)], fill=colour, width=3)
-        draw.text((left + 32, y), f"{label}: ECE {100 * r['ece']:.2f}%", fill=INK, font=small)
-    draw.text((left, height - 30), "x: mean confidence in the bin · y: accuracy in the bin · dot size: images",
-              fill=INK, font=small)
-    image.save(path)
