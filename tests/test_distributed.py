@@ -97,8 +97,10 @@ def test_auto_processes_one_per_core_when_the_batch_splits():
 
     assert auto_processes(batch_size=128, cores=2) == 2
     assert auto_processes(batch_size=512, cores=8) == 8
-    assert auto_processes(batch_size=256, cores=8) == 4  # shards keep >= 64 images
-    assert auto_processes(batch_size=64, cores=2) == 1  # too small a batch to split
+    assert auto_processes(batch_size=256, cores=8) == 8  # shards keep >= 32 images
+    assert auto_processes(batch_size=128, cores=8) == 4
+    assert auto_processes(batch_size=64, cores=2) == 2  # the default batch, a user's model without a recipe
+    assert auto_processes(batch_size=32, cores=2) == 1  # too small a batch to split
     assert auto_processes(batch_size=256, cores=1) == 1
 
 

@@ -343,3 +343,16 @@ def test_the_starters_requirements_install_in_a_new_venv(tmp_path):
                               "import importlib.metadata as m; print(m.version('mnist-tiny'))"],
                              capture_output=True, text=True, cwd=tmp_path)
     assert version.stdout.strip() == mnist_tiny.__version__
+
+
+def test_a_users_model_without_a_recipe_trains_one_process_per_core(tmp_path, mnist):
+    """The default batch of 64 splits into shards of 32: one process per core, as our models get."""
+    from mnist_tiny.parallel.policy import usable_cores
+
+    result = invoke("train", "--model", f"{STUDENTS / 'sequential_factory.py'}:build", "--epochs", 1, "--subset", 1000,
+                    "--val-size", 500, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    cores = min(usable_cores(), 2)
+    assert "batch_size=64" in result.output
+    assert (f"x {cores} processes" if cores > 1 else "x 1 process") in result.output, result.output
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["processes"] == cores

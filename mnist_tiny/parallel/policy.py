@@ -37,14 +37,15 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-# Every shard of a batch keeps enough images for BatchNorm's batch statistics (batch 64 on 2 cores gained nothing in
-# our runs). The run's length does not matter: forked helpers start in milliseconds, and even a 2,000-image epoch
-# was as fast in wall time with two of them as with one process (docs/performance.md, "processes").
-MIN_IMAGES_PER_SHARD = 64
+# Every shard of a batch keeps enough images for BatchNorm's batch statistics: 32, so that the default batch of 64
+# (a user's model without a recipe) is split over two cores like ours (a course model, 1 epoch of 20,000 images:
+# 5.3-5.8 s of training on two processes against 7.3-9.7 s on one; docs/performance.md). Forked helpers start in
+# milliseconds, so the run's length does not matter.
+MIN_IMAGES_PER_SHARD = 32
 
 
 def auto_processes(batch_size: int, cores: int) -> int:
-    """How many CPU training processes `processes=auto` starts: one per core, each shard at least 64 images."""
+    """How many CPU training processes `processes=auto` starts: one per core, each shard at least 32 images."""
     return max(1, min(cores, batch_size // MIN_IMAGES_PER_SHARD))
 
 
