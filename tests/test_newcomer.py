@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import typing
 import shutil
 import subprocess
 import sys
@@ -126,3 +128,50 @@ def test_plots_import_matplotlib_only_when_drawing():
     code = ("import sys; import mnist_tiny.ui.plots, mnist_tiny.training.finish, mnist_tiny.cli.app; "
             "print('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_narrow_terminals_keep_every_name_and_figure_whole(tmp_path, trained_run):
+    """`runs` at 80 and 60 columns, as the installed command prints it: every run's name and figures whole (rows
+    numbered and names listed below when they do not fit); `eval … | head -2` keeps the accuracy; help at 80
+    columns never breaks inside a word."""
+    root = tmp_path / "runs"
+    long_name = "a-rather-long-run-directory-name-for-the-seed-twelve"
+    for name in ("short", long_name):
+        shutil.copytree(trained_run, root / name)
+    accuracy = f"{100 * json.loads((trained_run / 'summary.json').read_text())['best_test_acc']:.2f}%"
+    for columns in ("80", "60"):
+        env = {**os.environ, "COLUMNS": columns}
+        shown = subprocess.run([SCRIPT, "runs", str(root)], capture_output=True, text=True, env=env, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert f"runs/{long_name}" in shown.stdout and "runs/short" in shown.stdout, shown.stdout
+        assert accuracy in shown.stdout and "…" not in shown.stdout, shown.stdout
+        table = [line for line in shown.stdout.splitlines() if not line.startswith("#")]  # the list below: one a line
+        assert max(len(line) for line in table) <= int(columns), shown.stdout
+    head = subprocess.run(f"{SCRIPT} eval --checkpoint {root / long_name / 'best.pt'} | head -2", shell=True,
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, timeout=120)
+    assert head.stdout.splitlines()[1].startswith("accuracy "), head.stdout
+    from mnist_tiny.choices import Count, Scheduler, Sort, Split
+
+    for command, choices in (("train", Scheduler), ("eval", Split), ("check", Count), ("runs", Sort)):
+        text = subprocess.run([SCRIPT, command, "-h"], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "80"}).stdout
+        words = set(re.findall(r"[\w-]+", text))
+        assert set(typing.get_args(choices)) <= words, (command, text)  # each choice whole, on one line
+    runs_help = subprocess.run([SCRIPT, "runs", "-h"], capture_output=True, text=True,
+                               env={**os.environ, "COLUMNS": "100"}).stdout
+    assert "holding them ." not in runs_help and "training loss" in runs_help
+
+
+def test_train_says_its_whole_time_and_check_skips_what_a_bare_state_dict_cannot_say(tmp_path, trained_run):
+    import torch
+
+    result = CliRunner().invoke(app, ["train", "--model", "s6-compact", "--epochs", "1", "--subset", "500",
+                                      "--val-size", "500", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert " in all, with start-up, scoring and files)" in result.output
+    bare = tmp_path / "weights.pt"
+    torch.save(torch.load(trained_run / "best.pt", weights_only=True)["state_dict"], bare)
+    checked = CliRunner().invoke(app, ["check", "--model", "s6-compact", "--checkpoint", str(bare), "--max-epochs",
+                                       "15", "--min-acc", "50", "--max-params", "20000", "--require", ""])
+    assert checked.exit_code == 0, checked.output
+    assert "epochs: not checked" in " ".join(checked.output.split())

@@ -57,7 +57,15 @@ def _flags_take_no_value() -> None:
 
     shown = getattr(TyperOption, "display_type_rich", None)
     if shown is not None:
-        TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)
+        TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _breakable(shown(self, ctx))
+
+
+def _breakable(metavar):
+    """`<onecycle|cosine|constant>` as `<onecycle | cosine | constant>`: a narrow terminal wraps it between the
+    choices, never inside one (Rich folds a word that does not fit its column)."""
+    if isinstance(metavar, str) and len(metavar) > 14 and "|" in metavar:
+        return metavar.replace("|", " | ")
+    return metavar
 
 
 _flags_take_no_value()
@@ -175,7 +183,7 @@ def train(
     val_size: Optional[int] = typer.Option(None, help="Training images held out for validation."),
     subset: Optional[int] = typer.Option(None, help="Train on the first N training images (smoke runs)."),
     data_dir: Optional[Path] = typer.Option(None, help="Directory holding MNIST/raw/ (env MNIST_TINY_DATA_DIR)."),
-    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<timestamp>)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: a new one in runs/, named after the model and the time)."),
     device: Optional[Device] = typer.Option(None, help="Where to compute."),
     config: Optional[Path] = typer.Option(None, help="TOML file with settings."),
     set_: List[str] = typer.Option([], "--set", help="Any other setting, KEY=VALUE (repeatable)."),
@@ -319,10 +327,10 @@ def _first_problem(e: Exception) -> str:
 @app.command()
 @command
 def runs(
-    paths: List[Path] = typer.Argument(None, help="Run directories, or folders holding them [default: runs].",
+    paths: List[Path] = typer.Argument(None, help="Run directories, or folders holding them (default: runs).",
                                        show_default=False),
     sort: Sort = typer.Option("val", help="Order: best validation accuracy first (val), or by another column."),
-    plot: Optional[Path] = typer.Option(None, help="Also draw every run's validation accuracy and loss to this PNG."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw every run's validation accuracy and training loss to this PNG."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Compare runs side by side: model, params, epochs, val and test accuracy, time, seed, data."""

@@ -147,6 +147,22 @@ def reporter_for(out: Console = console):
     return RichReporter(out) if out.is_terminal else PlainReporter(out)
 
 
+_IMPORTED = time.monotonic()
+
+
+def process_seconds() -> float:
+    """Wall seconds since this process started (Linux: /proc), else since this module was imported."""
+    try:
+        import os
+
+        with open("/proc/self/stat") as f:
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return max(0.0, float(f.read().split()[0]) - started)
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED
+
+
 def train_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"result · {summary['model']} ({summary['params']:,} params)", title_justify="left")
     for name in ("checkpoint", "epoch", "val acc", "test acc"):
@@ -156,7 +172,8 @@ def train_summary(summary: dict[str, Any]) -> None:
                   pct(summary["best_test_acc"]))
     table.add_row("last", str(history[-1]["epoch"]), pct(summary["last_val_acc"]), pct(summary["last_test_acc"]))
     console.print(table)
-    console.print(f"trained {summary['train_seconds']:.1f}s · wrote best.pt, last.pt, metrics.jsonl, settings.json, "
+    console.print(f"trained {summary['train_seconds']:.1f}s ({process_seconds():.1f}s in all, with start-up, scoring "
+                  "and files) · wrote best.pt, last.pt, metrics.jsonl, settings.json, "
                   f"summary.json, curves.png to {summary['out']}", highlight=False, soft_wrap=True)
 
 
@@ -184,34 +201,59 @@ def _pm(stat: dict[str, float]) -> str:
 
 
 def runs_table(rows: list[dict[str, Any]], sort: str) -> None:
-    """One row per run; sorted on validation by default (test accuracy is reported, never used to rank)."""
-    table = Table(title=f"{len(rows)} run{'s' if len(rows) != 1 else ''} · sorted by {sort}", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    wide = console.width >= 110  # below that, time, seed and data stay in --json: the names need the room
-    table.add_column("run", overflow="fold", ratio=2, min_width=12)
-    table.add_column("model", no_wrap=True)
-    numbers = ("params", "epochs", "best val", "test@best", "test@last") + (("s", "seed", "data") if wide else ())
-    for name in numbers:
-        table.add_column(name, justify="right", no_wrap=True)
-    unfinished = False
-    for r in rows:
-        if "error" in r:
-            table.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", *[""] * len(numbers))
-            continue
-        best = f"{pct(r['best_val_acc'])} e{r['best_epoch']}" if r.get("best_val_acc") is not None else "–"
-        data = f"{_k(r['train_images'])}/{_k(r['val_images'])}" if r.get("train_images") and r.get("val_images") else "–"
-        epochs = f"{r['epochs_done']}/{r['epochs']}" + ("" if r["status"] == "finished" else "*")
-        unfinished |= r["status"] != "finished"
-        extra = (f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "–", str(r.get("seed")), data)
-        table.add_row(escape(r["name"]), escape(str(r.get("model"))), f"{r['params']:,}" if r.get("params") else "–",
-                      epochs, best, pct(r.get("best_test_acc")), pct(r.get("last_test_acc")), *(extra if wide else ()))
+    """One row per run; sorted on validation by default (test accuracy is reported, never used to rank).
+
+    Every name and figure is shown whole: when the run names (or the models) do not fit beside the figures, the
+    rows are numbered and the names listed below the table, one a line."""
+    from rich.measure import Measurement
+
+    wide = console.width >= 110  # below that, time, seed and data stay in --json
+    unbounded = console.options.update(width=1 << 16)  # what the table needs, not what the terminal allows
+    for layout in [("name", "model"), ("number", "model"), ("number",)]:
+        table, unfinished = _runs_grid(rows, sort, layout, wide)
+        if Measurement.get(console, unbounded, table).maximum <= console.width:
+            break
     console.print(table)
+    if "number" in layout:
+        for k, r in enumerate(rows, 1):
+            model = "" if "model" in layout or "error" in r else f" · {escape(str(r.get('model')))}"
+            console.print(f"[bold]#{k}[/] {escape(r['name'])}{model}", highlight=False, soft_wrap=True)
+    for k, r in enumerate(rows, 1):
+        if "error" in r:
+            where = f"#{k} {r['name']}" if "number" in layout else r["name"]
+            console.print(f"[red]✗[/] {escape(where)}: {escape(r['error'])}", highlight=False, soft_wrap=True)
     notes = ["best val: the epoch validation chose; test@best/test@last: that epoch's and the last one's test "
              "accuracy (reported, never used to rank)"]
     notes.append("data: training/validation images" if wide else "time (s), seed and data: in a wider terminal or --json")
     if unfinished:
         notes.append("* not finished (interrupted or still training): no test figures yet")
     console.print("[dim]" + ". ".join(notes) + ".[/]", highlight=False)
+
+
+def _runs_grid(rows: list[dict[str, Any]], sort: str, layout: tuple[str, ...], wide: bool):
+    table = Table(title=f"{len(rows)} run{'s' if len(rows) != 1 else ''} · sorted by {sort}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#" if "number" in layout else "run", no_wrap=True)
+    if "model" in layout:
+        table.add_column("model", no_wrap=True)
+    numbers = ("params", "epochs", "best val", "test@best", "test@last") + (("s", "seed", "data") if wide else ())
+    for name in numbers:
+        table.add_column(name, justify="right", no_wrap=True)
+    unfinished = False
+    for k, r in enumerate(rows, 1):
+        first = [f"#{k}" if "number" in layout else escape(r["name"])]
+        if "error" in r:  # its reason follows the table, whole
+            table.add_row(*first, *(["[red]✗ unreadable[/]"] if "model" in layout else []), *["–"] * len(numbers))
+            continue
+        best = f"{pct(r['best_val_acc'])} e{r['best_epoch']}" if r.get("best_val_acc") is not None else "–"
+        data = f"{_k(r['train_images'])}/{_k(r['val_images'])}" if r.get("train_images") and r.get("val_images") else "–"
+        epochs = f"{r['epochs_done']}/{r['epochs']}" + ("" if r["status"] == "finished" else "*")
+        unfinished |= r["status"] != "finished"
+        extra = (f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "–", str(r.get("seed")), data)
+        table.add_row(*first, *([escape(str(r.get("model")))] if "model" in layout else []),
+                      f"{r['params']:,}" if r.get("params") else "–", epochs, best, pct(r.get("best_test_acc")),
+                      pct(r.get("last_test_acc")), *(extra if wide else ()))
+    return table, unfinished
 
 
 def _k(n: int) -> str:
@@ -242,10 +284,12 @@ def models_table(rows: list[dict[str, Any]]) -> None:
 
 
 def eval_report(result: dict[str, Any]) -> None:
-    console.print(f"[bold]{result['model']}[/] ({result['params']:,} params) · {result['checkpoint']} · "
-                  f"{result['split']} split, {result['n']:,} images")
+    # One line each, however narrow the terminal (`eval … | head -2` keeps the accuracy): the terminal wraps them.
+    console.print(f"[bold]{escape(str(result['model']))}[/] ({result['params']:,} params) · "
+                  f"{escape(str(result['checkpoint']))} · {result['split']} split, {result['n']:,} images",
+                  highlight=False, soft_wrap=True)
     console.print(f"accuracy [bold green]{pct(result['accuracy'])}[/] · loss {result['loss']:.4f} · "
-                  f"{result['errors']} errors")
+                  f"{result['errors']} errors", highlight=False, soft_wrap=True)
     per_class = Table(title="per class", title_justify="left")
     for name in ("digit", "precision", "recall", "F1", "support"):
         per_class.add_column(name, justify="right")
@@ -317,15 +361,19 @@ def check_table(result: dict[str, Any]) -> None:
     title = f"course check · {result['model']}" + (f" · {result['checkpoint']}" if result["checkpoint"] else "")
     console.print(escape(title), highlight=False, soft_wrap=True)
     for c in result["checks"]:
+        if c.get("skipped"):
+            console.print(f"  [dim]· {c['name']}: {escape(c['detail'])}[/]", highlight=False, soft_wrap=True)
+            continue
         mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
         console.print(f"  {mark} {c['name']}: {escape(c['detail'])}", highlight=False, soft_wrap=True)
     if not result["accuracy_checked"]:
         console.print("  [dim]· accuracy: not checked (pass --checkpoint PATH)[/]", highlight=False)
-    passed, total = sum(c["ok"] for c in result["checks"]), len(result["checks"])
+    judged = [c for c in result["checks"] if not c.get("skipped")]
+    passed, total = sum(c["ok"] for c in judged), len(judged)
     if result["passed"]:
         console.print(f"[bold green]passed[/]: all {total} checks", highlight=False)
     else:
-        broken = ", ".join(c["name"] for c in result["checks"] if not c["ok"])
+        broken = ", ".join(c["name"] for c in judged if not c["ok"])
         console.print(f"[bold red]failed[/]: {total - passed} of {total} checks ({escape(broken)})", highlight=False)
 
 
