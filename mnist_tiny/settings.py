@@ -94,6 +94,9 @@ class Settings(BaseModel):
     # (docs/performance.md); on a GPU raise it (--set eval_batch_size=10000).
     eval_batch_size: int = Field(500, gt=0, le=65_536, description="images per forward pass when evaluating")
     verify_data: bool = Field(False, description="check the md5 of the four MNIST files before using them")
+    test: bool = Field(True, description=(
+        "score the best and last checkpoints on the test set when training ends; `tune` sets it false, so that "
+        "a search never reads the test set"))
 
     @property
     def val_seed(self) -> int:

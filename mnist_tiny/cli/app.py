@@ -683,6 +683,9 @@ def bench(
         bench_table(result)
 
 
+from mnist_tiny.cli import tune as _tune  # noqa: E402,F401 — registers `tune` (its own module)
+
+
 def main() -> None:
     try:
         app()

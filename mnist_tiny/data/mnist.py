@@ -238,8 +238,9 @@ def verify(root: Path) -> None:
 
 
 def load_mnist(data_dir: Path, download_missing: bool = True, mirror: str | None = None,
-               verify_md5: bool = False) -> dict[str, Split]:
-    """Return {"train": 60k, "test": 10k} as uint8 image tensors and int64 labels.
+               verify_md5: bool = False, test: bool = True) -> dict[str, Split]:
+    """Return {"train": 60k, "test": 10k} as uint8 image tensors and int64 labels (without "test" when `test` is
+    false: a search's runs never read the test files).
 
     The counts are always checked (a training file swapped for the test file would otherwise be trained and
     "tested" on the same images); `verify_md5` also checks every byte."""
@@ -255,7 +256,7 @@ def load_mnist(data_dir: Path, download_missing: bool = True, mirror: str | None
     if verify_md5:
         verify(root)
     splits = {}
-    for split, prefix in (("train", "train"), ("test", "t10k")):
+    for split, prefix in (("train", "train"), ("test", "t10k"))[:2 if test else 1]:
         images_path, labels_path = root / f"{prefix}-images-idx3-ubyte", root / f"{prefix}-labels-idx1-ubyte"
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or images.shape[1:] != (28, 28):

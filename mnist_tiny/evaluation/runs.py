@@ -132,7 +132,9 @@ def sweep_stats(summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean, sample standard deviation, min and max over a seed sweep's runs."""
     result = {}
     for key in ("last_test_acc", "last_val_acc", "best_val_acc", "best_test_acc", "train_seconds"):
-        values = [s[key] for s in summaries]
+        values = [s[key] for s in summaries if s.get(key) is not None]
+        if not values:  # a run with settings.test false has no test figures
+            continue
         result[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                        "min": min(values), "max": max(values)}
     return result

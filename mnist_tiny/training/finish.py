@@ -30,8 +30,10 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         loaded = load_checkpoint(out / f"{kind}.pt", s.model)
         _check_same_run(loaded, kind, s, best["epoch"] if kind == "best" else len(history))
         model = prepare(loaded.model, device)
-        loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
-        results[kind] = {"test_loss": loss, "test_acc": acc, "temperature": None}
+        results[kind] = {"temperature": None}
+        if test_split is not None:  # None: a search's run, which never reads the test set
+            loss, acc = loss_and_accuracy(model, test_split.images, test_split.labels, device, s.eval_batch_size)
+            results[kind].update(test_loss=loss, test_acc=acc)
         if val_split is not None and len(val_split):
             val_logits = logits_for(model, val_split.images, device, s.eval_batch_size).double().numpy()
             results[kind]["temperature"] = fit_temperature(val_logits, val_split.labels.numpy())
@@ -40,7 +42,8 @@ def finish(out: Path, s: Settings, test_split, device, history, best, params: in
         "model": s.model, "params": params, "epochs": s.epochs, "seed": s.seed, "processes": processes,
         "out": str(out),
         "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
-        "best_test_acc": results["best"]["test_acc"], "last_test_acc": results["last"]["test_acc"],
+        **({"best_test_acc": results["best"]["test_acc"], "last_test_acc": results["last"]["test_acc"]}
+           if test_split is not None else {}),
         "last_val_acc": history[-1]["val_acc"], "train_seconds": sum(r["seconds"] for r in history),
         "temperature": {k: results[k]["temperature"] for k in ("best", "last")},
         "history": history,

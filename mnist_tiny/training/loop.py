@@ -125,7 +125,7 @@ def train(s: Settings, reporter: Reporter | None = None, resume: Path | None = N
         summary = _train(s, reporter, resume, world, setup(world, device))
         barrier(world)  # under torchrun: no process leaves while another still sends
         return summary
-    splits = load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)  # before the fork: a download happens once
+    splits = load_mnist(s.data_dir, s.download, s.mirror, s.verify_data, s.test)  # before the fork: one download
     model_source(s)  # before the fork: a broken model is one error, not one per helper
     distill.load_teacher(s, device)  # and so is a teacher that cannot teach this run
     with local_processes(processes, threads_per_process(s.threads, processes), _helper, s, resume, device,
@@ -279,10 +279,10 @@ def _train(s: Settings, reporter: Reporter | None, resume: Path | None, world, d
     if state is not None and "resume" not in state:
         raise UserError(f"checkpoint {resume}: holds no training state to resume from (use a run's last.pt)", 2)
     if splits is None:  # under torchrun: rank 0 downloads if needed; the others read the files it left
-        splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror, s.verify_data)) \
-            or load_mnist(s.data_dir, False)
+        splits = on_main(world, lambda: load_mnist(s.data_dir, s.download, s.mirror, s.verify_data, s.test)) \
+            or load_mnist(s.data_dir, False, test=s.test)
     train_split, val_split = train_val_split(splits["train"], s.val_size, s.val_seed, s.subset)
-    test_split, n = splits["test"], len(train_split)
+    test_split, n = splits.get("test"), len(train_split)  # None: a search's run (settings.test false)
     if world.enabled and min(s.batch_size, n - (math.ceil(n / s.batch_size) - 1) * s.batch_size) < world.size:
         raise UserError(f"batch_size {s.batch_size} with {n} training images leaves a batch smaller than the "
                         f"{world.size} processes; choose another batch_size or subset", 2)
@@ -321,7 +321,7 @@ def _epochs(run: Run, out: Path, state, reporter, train_split, val_split, test_s
                           else f"after its last epoch ({s.epochs}): scoring only")
         reporter.start({"model": s.model, "params": count_params(run.model), "device": str(device),
                         "processes": world.size, "train": len(train_split), "val": len(val_split),
-                        "test": len(test_split), "batches": run.batches, "out": str(out), "resumed_at": resumed_at,
+                        "test": len(test_split) if test_split is not None else 0, "batches": run.batches, "out": str(out), "resumed_at": resumed_at,
                         "settings": s.model_dump(mode="json")})
     # Whole dataset on the device once: batches are index operations, never Python loops over images.
     x, y = train_split.images.to(device), train_split.labels.to(device)

@@ -160,6 +160,50 @@ def reliability_diagram(curves: list[tuple[str, dict[str, Any]]], path: Path, ti
     return fig
 
 
+def search_picture(rows: list[dict[str, Any]], importance: dict[str, float], path: Path, title: str = "",
+                   size: tuple[float, float] = (11.0, 4.7)):
+    """A search (`tune`): each trial's validation accuracy (complete: dots, pruned: crosses at the epoch it was
+    stopped, the best so far as a line), and how much each parameter mattered (Optuna's importance), when enough
+    trials finished to say."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    fig = _figure(size, title)
+    trials, weights = fig.subplots(1, 2, width_ratios=(3, 2))
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+    pruned = [r for r in rows if r["state"] == "pruned" and r["value"] is not None]
+    trials.scatter([r["number"] for r in done], [r["value"] for r in done], color="C0", s=22, label="complete")
+    trials.scatter([r["number"] for r in pruned], [r["value"] for r in pruned], color="C3", marker="x", s=22,
+                   label="pruned (its last epoch)")
+    if done:
+        order = sorted(done, key=lambda r: r["number"])
+        best, running = [], -1.0
+        for r in order:
+            running = max(running, r["value"])
+            best.append(running)
+        trials.step([r["number"] for r in order], best, where="post", color="C0", linewidth=1.2, label="best so far")
+    values = [r["value"] for r in done + pruned]
+    if values:
+        trials.set_ylim(*axis_range(values, 0.0, 1.0))
+    trials.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
+    trials.xaxis.set_major_locator(MaxNLocator(integer=True))
+    trials.set_xlabel("trial")
+    trials.set_title("validation accuracy (last epoch)", fontsize=11)
+    trials.grid(True, color="0.9")
+    if importance:
+        names = list(importance)[::-1]
+        weights.barh(names, [importance[n] for n in names], color="C1")
+        weights.set_xlabel("importance (share of the variation)")
+    else:
+        weights.text(0.5, 0.5, "too few finished trials\nto weigh the parameters", ha="center", va="center",
+                     transform=weights.transAxes, color="0.4")
+        weights.set_xticks([])
+        weights.set_yticks([])
+    weights.set_title("what mattered", fontsize=11)
+    fig.legend(*trials.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False, fontsize=9)
+    fig.savefig(path)
+    return path
+
+
 def layout_problems(fig) -> list[str]:
     """What collides in a drawn figure: the title with a legend or a chart, a legend with a chart's plotting
     area or another chart, two charts (tick labels and axis titles included), or anything outside the picture."""

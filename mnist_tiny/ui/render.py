@@ -169,8 +169,8 @@ def train_summary(summary: dict[str, Any]) -> None:
         table.add_column(name, justify="right")
     history = summary["history"]
     table.add_row("best (by val acc)", str(summary["best_epoch"]), pct(summary["best_val_acc"]),
-                  pct(summary["best_test_acc"]))
-    table.add_row("last", str(history[-1]["epoch"]), pct(summary["last_val_acc"]), pct(summary["last_test_acc"]))
+                  pct(summary.get("best_test_acc")))
+    table.add_row("last", str(history[-1]["epoch"]), pct(summary["last_val_acc"]), pct(summary.get("last_test_acc")))
     console.print(table)
     console.print(f"trained {summary['train_seconds']:.1f}s ({process_seconds():.1f}s in all, with start-up, scoring "
                   "and files) · wrote best.pt, last.pt, metrics.jsonl, settings.json, "

@@ -1,0 +1,96 @@
+"""The reader's gate: a small learned model that says, for each mark the reader would read as a digit, whether it
+is a handwritten digit at all — or a letter or symbol, a dot, a scribble or shape, a picture.
+
+A digit classifier has ten answers and no "none of these": a capital A is a 4 at 87%, a dot a 0 at 99%. Rules
+about ink (specks, stripes, rows) cannot tell a letter from a digit; a model trained on both can. The gate belongs
+to the reader, not to the classifier, so it serves a user's own 10-class model as well as ours.
+
+It sees what the classifier sees (the 28×28 crop) and what the crop has lost: the box's shape (a dot is round and
+solid, a 1 is tall) and how much of the page it fills. Data: `reader.gate_data`; training:
+`python -m mnist_tiny.reader.gate_train`; figures: `python -m mnist_tiny.reader.bench` (docs/reading.md).
+Runs on onnxruntime (the shipped `gate.onnx`), without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+CLASSES = ("digit", "letter or symbol", "dot", "scribble or shape", "picture")
+REASONS = {"letter or symbol": "not a digit: a letter or symbol", "dot": "not a digit: a single dot",
+           "scribble or shape": "not a digit: a scribble or a shape", "picture": "not a digit: a picture, not writing",
+           "text": "not a number: text (letters or symbols)"}
+N_FEATURES = 3
+
+
+def features(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """What the 28×28 crop no longer shows: log(height/width) of the box, how solid the ink is in it, and its size
+    against the page (square root of the area share)."""
+    top, bottom, left, right = box
+    h, w = max(1, bottom - top), max(1, right - left)
+    fill = float(ink[top:bottom, left:right].sum()) / (h * w)
+    share = math.sqrt(h * w / max(1, ink.shape[0] * ink.shape[1]))
+    return np.array([math.log(h / w), fill, share], np.float32)
+
+
+def gate_path() -> Path:
+    return Path(str(resources.files("mnist_tiny.reader") / "gate.onnx"))
+
+
+class Gate:
+    """`gate.onnx` on onnxruntime: crops N×1×28×28 and features N×3 → N×len(CLASSES) probabilities.
+    `threshold`: below this chance of "digit", a mark is not read as one (chosen on the validation set:
+    docs/reading.md)."""
+
+    def __init__(self, path: Path | None = None, threads: int | None = 1):
+        import json
+
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.path = Path(path or gate_path())
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.threshold = float(meta.get("threshold", 0.5))
+        self.threshold_mnist = float(meta.get("threshold_mnist", self.threshold))  # images in MNIST's format
+        self.classes = tuple(json.loads(meta["classes"])) if "classes" in meta else CLASSES
+
+    def __call__(self, crops: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {"crop": np.ascontiguousarray(crops, np.float32).reshape(-1, 1, 28, 28),
+                                         "features": np.ascontiguousarray(feats, np.float32)})[0]
+        z = logits - logits.max(1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(1, keepdims=True)
+
+
+_GATE: dict[str, Gate | None] = {}
+
+
+def shipped_gate() -> Gate | None:
+    """The shipped gate, loaded once per process; None when the file is missing (a tree without it)."""
+    if "gate" not in _GATE:
+        _GATE["gate"] = Gate() if gate_path().is_file() else None
+    return _GATE["gate"]
+
+
+def judge(probs: np.ndarray, threshold: float) -> tuple[list[bool], str | None]:
+    """For one image's marks (their gate probabilities): which are not digits, and the reason when the image holds
+    none to read — every mark refused (its likeliest kind names the reason; several letters are text), or most of
+    three or more marks refused (a word, not a number)."""
+    refused = [float(p[0]) < threshold for p in probs]
+    if not refused or not any(refused):
+        return refused, None
+    kinds = [CLASSES[1 + int(np.argmax(p[1:]))] for p, r in zip(probs, refused) if r]
+    if all(refused):
+        if len(refused) >= 2 and kinds.count("letter or symbol") >= 2:
+            return refused, REASONS["text"]
+        return refused, REASONS[max(set(kinds), key=kinds.count)]
+    if len(refused) >= 3 and sum(refused) * 2 > len(refused):
+        return refused, REASONS["text"]
+    return refused, None

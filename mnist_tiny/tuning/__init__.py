@@ -1,0 +1,1 @@
+"""A recipe search on validation (`mnist-tiny tune`), on Optuna."""

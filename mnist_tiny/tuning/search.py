@@ -1,0 +1,204 @@
+"""`mnist-tiny tune`: a search over training recipes with Optuna, judged on validation only.
+
+Each trial is an ordinary `train` run (its own folder under the study's `trials/`, which `runs` lists) with
+`test = false`: the test files are not even read, and no trial's record holds a test figure. The objective is
+the last epoch's validation accuracy (the recipe's result, not its luckiest epoch); every epoch's validation
+accuracy goes to the pruner, which stops trials that trail the others. A study lives in a storage (SQLite in the
+study folder by default, or any URL Optuna takes, e.g. PostgreSQL for several machines), so the same command
+continues it; a trial killed or interrupted is marked failed and never counted. `--confirm K` trains the best
+recipe on K seeds and reports the test accuracy once, at the very end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from mnist_tiny.errors import UserError
+
+OBJECTIVE = "last_val_acc"
+# A trial whose process stops beating for GRACE_SECONDS (killed, its machine gone) is marked failed by the next
+# command on the study; the heartbeat runs beside training, so a slow epoch does not look dead.
+HEARTBEAT_SECONDS, GRACE_SECONDS = 5, 15
+
+
+def mask(url: str) -> str:
+    """A storage URL with its password hidden: postgresql://user:***@host/db."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "median"):
+    """Create or load the study; refuse one that searches another model. Trials that a killed process left
+    RUNNING (no heartbeat for a minute) are marked failed first."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RDBStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats (how a killed worker's trial is found and failed) are "experimental" in Optuna's words only.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        engine = RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                            engine_kwargs={"pool_pre_ping": True} if not storage.startswith("sqlite") else None)
+    except ImportError:
+        raise UserError(f"--storage {mask(storage)}: its database driver is not installed (PostgreSQL: pip install "
+                        "'psycopg[binary]', which the [test] extra brings)", 1) from None
+    except Exception as e:  # noqa: BLE001 — SQLAlchemy's and the drivers' own errors: one line, password masked
+        first = " ".join(str(e).split())[:200].replace(storage, mask(storage))
+        raise UserError(f"--storage {mask(storage)}: cannot open the study's storage ({type(e).__name__}: "
+                        f"{mask(first)})", 1) from None
+    chosen = (optuna.pruners.SuccessiveHalvingPruner() if pruner == "halving"
+              else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    study = optuna.create_study(study_name=name, storage=engine, direction="maximize", load_if_exists=True,
+                                sampler=optuna.samplers.TPESampler(seed=seed), pruner=chosen)
+    recorded = study.user_attrs.get("model")
+    if recorded is None:
+        study.set_user_attr("model", model)
+        study.set_user_attr("objective", f"{OBJECTIVE} (validation)")
+    elif recorded != model:
+        raise UserError(f"study {name!r} in {mask(storage)} searches model {recorded!r}, not {model!r}; "
+                        "choose another --study-name (or --study folder)", 2)
+    optuna.storages.fail_stale_trials(study)
+    return study
+
+
+class PruningReporter:
+    """A training reporter that hands each epoch's validation accuracy to the trial and stops it when the pruner
+    says so (TrialPruned, raised between epochs: the run folder keeps what it did)."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def start(self, info: dict[str, Any]) -> None: ...
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None: ...
+
+    def batch(self, done: int, loss: float, images_per_s: float) -> None: ...
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        import optuna
+
+        self.trial.report(row["val_acc"], row["epoch"])
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {row['epoch']}: validation {100 * row['val_acc']:.2f}%")
+
+    def close(self) -> None: ...
+
+
+def objective_for(flags: dict[str, Any], sets: dict[str, Any], config: Path | None, space: dict, study_dir: Path,
+                  runner: dict[str, Any]) -> Callable:
+    """The function Optuna calls per trial: the trial's values over the fixed settings, one `train` run."""
+    from mnist_tiny.settings import resolve_settings
+    from mnist_tiny.training.loop import train as run_training
+    from mnist_tiny.tuning.space import suggest
+
+    def objective(trial) -> float:
+        values = suggest(trial, space)
+        out = study_dir / "trials" / f"{trial.study.study_name}-{trial.number:04d}"
+        # The trial's values over everything else (a flag such as --epochs is the budget, not the trial's value).
+        s = resolve_settings({**flags, **values, **runner, "test": False, "out": out}, config, sets=sets)
+        trial.set_user_attr("run", str(out))
+        started = time.monotonic()
+        summary = run_training(s, PruningReporter(trial))
+        trial.set_user_attr("seconds", round(time.monotonic() - started, 1))
+        return float(summary[OBJECTIVE])
+
+    return objective
+
+
+def runner_settings(workers: int, sets: dict[str, Any]) -> dict[str, Any]:
+    """Processes and threads a trial uses, so that `workers` trials at once share the cores without
+    oversubscribing them: one worker keeps train's own plan; several run one process each, cores shared out."""
+    from mnist_tiny.parallel.policy import usable_cores
+
+    if workers <= 1 or "processes" in sets or "threads" in sets:
+        return {}
+    return {"processes": 1, "threads": max(1, usable_cores() // workers)}
+
+
+def trial_rows(study) -> list[dict[str, Any]]:
+    """Every trial, as plain data: number, state, params, validation value, seconds, run folder."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        value = t.value if t.value is not None else (
+            t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None)
+        rows.append({"number": t.number, "state": t.state.name.lower(), "params": dict(t.params),
+                     "value": value, "epochs_done": len(t.intermediate_values),
+                     "seconds": t.user_attrs.get("seconds"), "run": t.user_attrs.get("run")})
+    return rows
+
+
+def best_of(study) -> dict[str, Any] | None:
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if not complete:
+        return None
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    return {"number": best.number, "value": best.value, "params": dict(best.params)}
+
+
+def write_best_toml(path: Path, model: str, recipe: str | None, sets: dict[str, Any], best: dict[str, Any],
+                    study: str) -> Path:
+    """The best recipe as a settings file that `mnist-tiny train --config` reads unchanged."""
+    from mnist_tiny.training.rundir import write_text_atomic
+
+    values = {"model": model, **({"recipe": recipe} if recipe else {}),
+              **{k: v for k, v in sets.items() if k not in ("out", "test", "processes", "threads")},
+              **best["params"]}
+    lines = [f"# the best recipe of study {study!r}: trial {best['number']}, last-epoch validation accuracy "
+             f"{100 * best['value']:.2f}%", "# mnist-tiny train --config best.toml"]
+    lines += [f"{key} = {_toml(value)}" for key, value in values.items() if value is not None]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "nan"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a basic TOML string is a JSON string
+
+
+def run_workers(count: int, work: Callable[[], None]) -> None:
+    """`work` in `count` processes at once (this one and count − 1 forked), each with its own storage
+    connection; the first failure is raised here after all have stopped."""
+    if count <= 1:
+        work()
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    children = [ctx.Process(target=_child, args=(work,), daemon=False) for _ in range(count - 1)]
+    for child in children:
+        child.start()
+    try:
+        work()
+    finally:
+        for child in children:
+            child.join()
+    failed = [c.exitcode for c in children if c.exitcode]
+    if failed:
+        raise UserError(f"{len(failed)} of the {count} tune workers failed (exit {failed[0]}); the study keeps "
+                        "their finished trials")
+
+
+def _child(work: Callable[[], None]) -> None:
+    import sys
+
+    try:
+        work()
+    except BaseException as e:  # noqa: BLE001 — a worker's end is its exit code; the parent reports it
+        print(f"tune worker {os.getpid()}: {type(e).__name__}: {e}", file=sys.stderr)
+        os._exit(1)
+    os._exit(0)
