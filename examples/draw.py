@@ -27,11 +27,15 @@ STROKES = {
 }
 
 
-def strokes(digit: int, size: int, width: float) -> Image.Image:
-    """The digit as white strokes on black, anti-aliased (drawn 4× larger, then shrunk)."""
+# Not a digit: a capital A, as a hand writes it (the reader should say so, not read a 4).
+LETTER_A = [[(18, 92), (50, 10), (82, 92)], [(31, 62), (69, 62)]]
+
+
+def strokes(digit, size: int, width: float) -> Image.Image:
+    """The digit (or a list of strokes) as white strokes on black, anti-aliased (drawn 4× larger, then shrunk)."""
     big = Image.new("L", (4 * size, 4 * size), 0)
     draw = ImageDraw.Draw(big)
-    for line in STROKES[digit]:
+    for line in STROKES[digit] if isinstance(digit, int) else digit:
         points = [(x * 4 * size / 100, y * 4 * size / 100) for x, y in line]
         draw.line(points, fill=255, width=int(4 * width), joint="curve")
         r = 2 * width
@@ -89,6 +93,10 @@ def main() -> None:
     Image.fromarray(blank).save(HERE / "blank-page.png")
     # A number, as a person photographs one: on ruled paper, its last two digits touching.
     number_on_ruled_paper([2, 0, 2, 4], rng).save(HERE / "number-2024.jpg", quality=85)
+    # A letter in pencil on white paper (its own generator: the images above stay as they were).
+    letter = np.asarray(strokes(LETTER_A, 160, 7).filter(ImageFilter.GaussianBlur(0.8)), dtype=np.float64)
+    paper = 248 - 0.82 * letter + np.random.default_rng(1).normal(0, 2, letter.shape)
+    Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(HERE / "letter-A.png")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What the third round of hostile-input tests share: the one-line-error check, the installed command, an
+"""What the hostile-input tests share (rounds two and three): the one-line-error check, the installed command, an
 escape sequence that would retitle the terminal and clear it."""
 
 import sys

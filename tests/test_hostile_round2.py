@@ -21,22 +21,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import DATA_DIR
+from hostile3 import one_line_error as _one_line_error
 from mnist_tiny.data import mnist as data
 from mnist_tiny.cli.app import app
 from mnist_tiny.errors import UserError
 
 SCRIPT = str(Path(sys.executable).parent / "mnist-tiny")
-
-
-def _one_line_error(result, *words, code=None):
-    assert result.exit_code != 0, result.output
-    if code is not None:
-        assert result.exit_code == code, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    for word in words:
-        assert word in result.output, (word, result.output)
 
 
 def _copy_run(run: Path, dest: Path) -> Path:

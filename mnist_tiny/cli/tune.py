@@ -63,6 +63,11 @@ def tune(
     out = render.console if not json_out else render.err_console
     study_obj = open_study(url, name, model_ref, seed, pruner)
     done_before = len(study_obj.trials)
+    if done_before == 0:  # trial 0 is the recipe the search starts from: the figure to beat, on the same split
+        from mnist_tiny.tuning.space import within
+
+        start = {k: v for k, v in base.model_dump(mode="json").items() if k in searched and within(searched[k], v)}
+        study_obj.enqueue_trial(start, skip_if_exists=True)
     if not json_out:
         out.print(f"study {render.escape(name)} · {render.escape(mask(url))} · {done_before} trials so far · "
                   f"model {render.escape(model_ref)} · objective: last-epoch validation accuracy",

@@ -5,8 +5,8 @@ A digit classifier has ten answers and no "none of these": a capital A is a 4 at
 about ink (specks, stripes, rows) cannot tell a letter from a digit; a model trained on both can. The gate belongs
 to the reader, not to the classifier, so it serves a user's own 10-class model as well as ours.
 
-It sees what the classifier sees (the 28×28 crop) and what the crop has lost: the box's shape (a dot is round and
-solid, a 1 is tall) and how much of the page it fills. Data: `reader.gate_data`; training:
+It sees what the classifier sees (the 28×28 crop) and what the crop has lost: the box's shape and how solid its
+ink is (a dot is round and full, a 0 has a hole, a 1 is tall). Data: `reader.gate_data`; training:
 `python -m mnist_tiny.reader.gate_train`; figures: `python -m mnist_tiny.reader.bench` (docs/reading.md).
 Runs on onnxruntime (the shipped `gate.onnx`), without torch.
 """
@@ -23,17 +23,17 @@ CLASSES = ("digit", "letter or symbol", "dot", "scribble or shape", "picture")
 REASONS = {"letter or symbol": "not a digit: a letter or symbol", "dot": "not a digit: a single dot",
            "scribble or shape": "not a digit: a scribble or a shape", "picture": "not a digit: a picture, not writing",
            "text": "not a number: text (letters or symbols)"}
-N_FEATURES = 3
+N_FEATURES = 2
 
 
 def features(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """What the 28×28 crop no longer shows: log(height/width) of the box, how solid the ink is in it, and its size
-    against the page (square root of the area share)."""
+    """What the 28×28 crop no longer shows: log(height/width) of the box (a 1 is tall, a dash flat, a dot round)
+    and how solid the ink is in it (a dot is full, a 0 has a hole). Nothing about the page: a digit of a number
+    and a digit alone must look the same."""
     top, bottom, left, right = box
     h, w = max(1, bottom - top), max(1, right - left)
     fill = float(ink[top:bottom, left:right].sum()) / (h * w)
-    share = math.sqrt(h * w / max(1, ink.shape[0] * ink.shape[1]))
-    return np.array([math.log(h / w), fill, share], np.float32)
+    return np.array([math.log(h / w), fill], np.float32)
 
 
 def gate_path() -> Path:
@@ -41,7 +41,7 @@ def gate_path() -> Path:
 
 
 class Gate:
-    """`gate.onnx` on onnxruntime: crops N×1×28×28 and features N×3 → N×len(CLASSES) probabilities.
+    """`gate.onnx` on onnxruntime: crops N×1×28×28 and features N×2 → N×len(CLASSES) probabilities.
     `threshold`: below this chance of "digit", a mark is not read as one (chosen on the validation set:
     docs/reading.md)."""
 
@@ -56,6 +56,12 @@ class Gate:
             options.intra_op_num_threads = threads
         self.path = Path(path or gate_path())
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        if shapes.get("features", [None, None])[-1] != N_FEATURES or "crop" not in shapes:
+            from mnist_tiny.errors import UserError
+
+            raise UserError(f"gate {self.path}: takes {shapes}, not crop N×1×28×28 and features N×{N_FEATURES}; "
+                            "retrain it with python -m mnist_tiny.reader.gate_train")
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.threshold = float(meta.get("threshold", 0.5))
         self.threshold_mnist = float(meta.get("threshold_mnist", self.threshold))  # images in MNIST's format

@@ -105,8 +105,9 @@ def _picture(rng, fashion: np.ndarray, span: slice) -> np.ndarray:
     return noise * mask
 
 
-def _digit(rng, mnist: np.ndarray, span: slice) -> np.ndarray:
-    image = mnist[rng.integers(span.start, span.stop)]
+def _digit(rng, mnist: np.ndarray, digits: np.ndarray, span: slice) -> tuple[np.ndarray, int]:
+    index = rng.integers(span.start, span.stop)
+    image = mnist[index]
     size = int(rng.integers(28, 140))
     digit = Image.fromarray(image).resize((size, size), Image.BILINEAR)
     k = rng.random()
@@ -114,7 +115,7 @@ def _digit(rng, mnist: np.ndarray, span: slice) -> np.ndarray:
         digit = digit.filter(ImageFilter.MaxFilter(3 if size < 80 else 5))  # a marker
     elif k < 0.4 and size > 56:
         digit = digit.filter(ImageFilter.MinFilter(3))  # a fine pen
-    return np.asarray(digit, np.float32) / 255
+    return np.asarray(digit, np.float32) / 255, int(digits[index])
 
 
 def tight(mark: np.ndarray) -> np.ndarray:
@@ -165,33 +166,50 @@ def seen(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 MIX = {"digit": 0.45, "letter or symbol": 0.25, "dot": 0.06, "scribble or shape": 0.12, "picture": 0.12}
 
 
-def make(count: int, seed: int, validation: bool, data_dir: Path) -> dict[str, np.ndarray]:
-    """`count` examples: crops N×28×28 float32, features N×F, labels N (indices into CLASSES)."""
+def pages(count: int, seed: int, validation: bool, data_dir: Path):
+    """`count` one-mark images as the reader gets them: (grey image, kind, the digit for a digit else None)."""
     from mnist_tiny.data.mnist import load_mnist
 
     rng = np.random.default_rng(seed)
-    mnist = load_mnist(Path(data_dir), False)["train"].images.numpy()
+    train = load_mnist(Path(data_dir), False, test=False)["train"]
+    mnist, digits = train.images.numpy(), train.labels.numpy()
     fashion = fashion_images()
     span = slice(55_000, 60_000) if validation else slice(0, 55_000)
     font_files = fonts(validation)
     names = list(MIX)
-    crops, feats, labels = [], [], []
-    while len(labels) < count:
+    made = 0
+    while made < count:
         kind = names[rng.choice(len(names), p=list(MIX.values()))]
-        mark = {"digit": lambda: _digit(rng, mnist, span), "letter or symbol": lambda: _glyph(rng, font_files),
-                "dot": lambda: _dot(rng), "scribble or shape": lambda: _scribble(rng),
-                "picture": lambda: _picture(rng, fashion, span)}[kind]()
+        label = None
+        if kind == "digit":
+            mark, label = _digit(rng, mnist, digits, span)
+        else:
+            mark = {"letter or symbol": lambda: _glyph(rng, font_files), "dot": lambda: _dot(rng),
+                    "scribble or shape": lambda: _scribble(rng),
+                    "picture": lambda: _picture(rng, fashion, span)}[kind]()
         if mark.max() < 0.2:
             continue
         if kind == "digit" and rng.random() < 0.2:  # a real MNIST digit as stored, in MNIST's format
-            mark = mnist[rng.integers(span.start, span.stop)].astype(np.float32) / 255
-            out = seen(1 - mark if rng.random() < 0.3 else mark)
+            index = rng.integers(span.start, span.stop)
+            mark, label = mnist[index].astype(np.float32) / 255, int(digits[index])
+            grey = 1 - mark if rng.random() < 0.3 else mark
         else:
-            out = seen(mnist_framed(mark, rng) if rng.random() < 0.12 else on_paper(mark, rng))
+            grey = mnist_framed(mark, rng) if rng.random() < 0.12 else on_paper(mark, rng)
+        made += 1
+        yield grey, kind, label
+
+
+def make(count: int, seed: int, validation: bool, data_dir: Path) -> dict[str, np.ndarray]:
+    """`count` examples: crops N×28×28 float32, features N×F, labels N (indices into CLASSES)."""
+    crops, feats, labels = [], [], []
+    for grey, kind, _ in pages(count * 2, seed, validation, data_dir):
+        out = seen(grey)
         if out is None:
             continue
         crops.append(out[0])
         feats.append(out[1])
         labels.append(CLASSES.index(kind))
+        if len(labels) == count:
+            break
     return {"crops": np.stack(crops), "features": np.stack(feats).astype(np.float32),
             "labels": np.array(labels, np.int64)}

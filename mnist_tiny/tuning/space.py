@@ -123,6 +123,15 @@ def _valid(key: str, value: Any, label: str) -> None:
         raise UserError(f"{label}: [{key}] {value!r} is not a value of {key}: {e.errors()[0]['msg']}", 2) from None
 
 
+def within(spec: dict[str, Any], value: Any) -> bool:
+    """Whether a recipe's own value lies in a key's searched range (so it can be a trial of the search)."""
+    if "value" in spec:
+        return value == spec["value"]
+    if "choices" in spec:
+        return value in spec["choices"]
+    return isinstance(value, (int, float)) and spec["low"] <= value <= spec["high"]
+
+
 def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One trial's values, asked of Optuna's sampler."""
     values = {}

@@ -1,0 +1,98 @@
+"""What the reader does with what people give it, with and without its gate, side by side:
+
+    MNIST_TINY_DATA_DIR=../shared/data python -m mnist_tiny.reader.bench [--count 2000] [--seed 4242]
+
+- MNIST test digits saved as PNG (every 5th): the reader's reading against the model on the same tensors;
+- one-mark images generated as the gate's validation set is (`gate_data.pages`, validation sources: MNIST training
+  digits 55,000–59,999, other fonts, other seeds): digits read right, and the non-digits refused (no text) and
+  refused or flagged (low confidence), per kind;
+- the time a read takes, for the server's sake.
+
+Prints JSON; docs/reading.md has the figures and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def read_greys(reader, greys: list[np.ndarray], gate) -> list[dict]:
+    from mnist_tiny.reader.predict import locate_into, read_digits
+
+    results, found = [], []
+    for grey in greys:
+        result: dict = {}
+        locate_into(result, grey, grey.shape[::-1], found, len(results))
+        results.append(result)
+    return read_digits(reader, found, results, top_k=1, gate=gate)
+
+
+def mnist_pngs(reader, data_dir: Path, gate) -> dict:
+    import io
+
+    from PIL import Image
+
+    from mnist_tiny.data.mnist import load_mnist
+    from mnist_tiny.reader.images import decode_image
+
+    test = load_mnist(data_dir, False)["test"]
+    index = list(range(0, 10_000, 5))
+    greys = []
+    for i in index:
+        buffer = io.BytesIO()
+        Image.fromarray(test.images[i].numpy()).save(buffer, "PNG")
+        greys.append(decode_image(io.BytesIO(buffer.getvalue()), "png"))
+    rows = read_greys(reader, greys, gate)
+    labels = test.labels[index].numpy()
+    model = reader(test.images[index].numpy()[:, None].astype(np.float32) / 255).argmax(1)
+    read = np.array([int(r["text"]) if len(r.get("text", "")) == 1 else -1 for r in rows])
+    return {"images": len(index), "reader": float((read == labels).mean()), "model": float((model == labels).mean())}
+
+
+def one_marks(reader, data_dir: Path, count: int, seed: int, gate) -> dict:
+    from mnist_tiny.reader.gate_data import pages
+
+    made = list(pages(count, seed, True, data_dir))
+    rows = read_greys(reader, [g for g, _, _ in made], gate)
+    out: dict = {"images": len(made)}
+    digits = [(r, label) for r, (_, kind, label) in zip(rows, made) if kind == "digit"]
+    out["digits_read_right"] = float(np.mean([r.get("text") == str(label) for r, label in digits]))
+    others = [(r, kind) for r, (_, kind, _) in zip(rows, made) if kind != "digit"]
+    out["non_digits_refused"] = float(np.mean([not r.get("text") for r, _ in others]))
+    out["non_digits_refused_or_flagged"] = float(np.mean([not r.get("text") or r.get("low_confidence")
+                                                         for r, _ in others]))
+    for kind in sorted({k for _, k in others}):
+        mine = [r for r, k in others if k == kind]
+        out[f"refused: {kind}"] = float(np.mean([not r.get("text") for r in mine]))
+    return out
+
+
+def main() -> None:
+    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
+    from mnist_tiny.models.registry import DEFAULT_MODEL
+    from mnist_tiny.reader.gate import shipped_gate
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000, help="one-mark images")
+    parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MNIST_TINY_DATA_DIR", "data")))
+    args = parser.parse_args()
+    reader = OnnxReader(shipped_onnx(args.model))
+    report: dict = {"model": args.model, "seed": args.seed}
+    for name, gate in (("rules only", None), ("with the gate", shipped_gate())):
+        started = time.perf_counter()
+        report[name] = {"mnist_png": mnist_pngs(reader, args.data_dir, gate),
+                        "one_mark": one_marks(reader, args.data_dir, args.count, args.seed, gate)}
+        report[name]["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

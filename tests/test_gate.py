@@ -1,0 +1,87 @@
+"""The reader knows what it sees: MNIST's own PNGs read as the model scores them, and letters, dots, scribbles and
+pictures refused with a reason a person understands — by the learned gate (`reader.gate`), for any classifier."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from typer.testing import CliRunner
+
+from conftest import REPO
+from mnist_tiny.cli.app import app
+
+SCRIPT = str(Path(sys.executable).parent / "mnist-tiny")
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"  # Debian's fonts-dejavu-core, on every machine here
+
+
+def _page(draw, size=(160, 160)) -> Image.Image:
+    image = Image.new("L", size, 245)
+    draw(ImageDraw.Draw(image))
+    return image
+
+
+def test_mnist_pngs_read_exactly_as_the_model_scores_them(tmp_path, mnist):
+    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
+    from mnist_tiny.models.registry import DEFAULT_MODEL
+    from mnist_tiny.reader.predict import predict_files
+
+    index = list(range(3, 10_000, 20))  # 500 test digits
+    paths = []
+    for i in index:
+        paths.append(tmp_path / f"{i:05d}.png")
+        Image.fromarray(mnist["test"].images[i].numpy()).save(paths[-1])
+    reader = OnnxReader(shipped_onnx(DEFAULT_MODEL))
+    rows = predict_files(reader, paths)
+    model = reader(mnist["test"].images[index].numpy()[:, None].astype(np.float32) / 255).argmax(1)
+    read = [r.get("text") for r in rows]
+    same = sum(text == str(m) for text, m in zip(read, model))
+    assert same >= len(index) - 1, [(p.name, t, int(m)) for p, t, m in zip(paths, read, model) if t != str(m)]
+
+
+@pytest.mark.parametrize("name, draw, reason", [
+    ("letter-A", lambda d: d.text((30, 10), "A", fill=20, font=ImageFont.truetype(FONT, 120)), "a letter or symbol"),
+    ("letter-K", lambda d: d.text((35, 10), "K", fill=20, font=ImageFont.truetype(FONT, 120)), "a letter or symbol"),
+    ("a-dot", lambda d: d.ellipse((70, 70, 92, 92), fill=15), "a single dot"),
+    ("scribble", lambda d: d.line([(20, 80), (60, 30), (90, 120), (120, 40), (140, 130), (40, 140), (130, 20)],
+                                  fill=10, width=5), "not a digit"),
+    ("word", lambda d: d.text((5, 50), "Hey", fill=20, font=ImageFont.truetype(FONT, 60)), "not a"),
+])
+def test_what_is_not_a_digit_is_refused_with_its_reason(tmp_path, name, draw, reason):
+    path = tmp_path / f"{name}.png"
+    _page(draw, (200, 160)).save(path)
+    result = CliRunner().invoke(app, ["predict", str(path), "--json"])
+    row = json.loads(result.stdout)[0]
+    assert result.exit_code == 1, row
+    assert row["text"] == "" and row["digit"] is None and reason in row["reason"], row
+
+
+def test_digits_on_paper_still_read_and_a_users_model_gets_the_gate_too(tmp_path, trained_run):
+    examples = REPO / "examples"
+    result = CliRunner().invoke(app, ["predict", str(examples), "--json"])
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert rows["marker-8.png"]["text"] == "8" and rows["number-2024.jpg"]["text"] == "2024"
+    assert rows["letter-A.png"]["text"] == "" and "letter or symbol" in rows["letter-A.png"]["reason"]
+    path = tmp_path / "A.png"
+    _page(lambda d: d.text((30, 10), "A", fill=20, font=ImageFont.truetype(FONT, 120))).save(path)
+    theirs = subprocess.run([SCRIPT, "predict", str(path), "--checkpoint", str(trained_run / "best.pt"), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert theirs.returncode == 1 and "a letter or symbol" in json.loads(theirs.stdout)[0]["reason"]
+
+
+def test_the_server_refuses_a_letter_with_its_reason():
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
+    from mnist_tiny.embed.server import create_app
+
+    client = TestClient(create_app(OnnxReader(shipped_onnx("fast-6k")), "fast-6k"))
+    buffer = io.BytesIO()
+    _page(lambda d: d.text((30, 10), "A", fill=20, font=ImageFont.truetype(FONT, 120))).save(buffer, "PNG")
+    answer = client.post("/predict", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
+    assert answer.status_code == 422 and "letter or symbol" in answer.json()["detail"]
