@@ -8,27 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+# Digits (and letters) as pen strokes: one definition with the reader's gate data and the tests' numbers.
+from mnist_tiny.reader.strokes import LETTERS, STROKES
+
 HERE = Path(__file__).parent
-# Each digit as pen strokes on a 100×100 grid (x, y). tests/numbergen.py jitters these into handwriting.
-STROKES = {
-    0: [[(50, 10), (28, 22), (22, 50), (28, 80), (50, 90), (72, 80), (78, 50), (72, 22), (50, 10)]],
-    1: [[(38, 26), (56, 12), (56, 90)]],
-    2: [[(26, 28), (40, 13), (60, 12), (73, 26), (70, 44), (26, 88), (78, 88)]],
-    3: [[(28, 22), (45, 14), (66, 16), (74, 30), (66, 45), (48, 50), (68, 56), (77, 72), (66, 86), (44, 89),
-         (26, 80)]],
-    4: [[(62, 10), (22, 66), (80, 66)], [(62, 10), (60, 92)]],
-    5: [[(72, 12), (34, 12), (30, 46), (52, 40), (70, 50), (74, 70), (62, 86), (42, 90), (26, 80)]],
-    6: [[(68, 14), (46, 16), (30, 40), (26, 66), (36, 86), (56, 90), (72, 76), (70, 58), (52, 50), (34, 58),
-         (28, 68)]],
-    7: [[(24, 14), (78, 14), (52, 52), (42, 90)]],
-    8: [[(50, 50), (32, 38), (34, 20), (50, 12), (66, 20), (68, 38), (50, 50), (30, 64), (32, 84), (50, 92),
-         (68, 84), (70, 64), (50, 50)]],
-    9: [[(70, 36), (60, 50), (40, 52), (28, 38), (34, 18), (52, 12), (68, 20), (72, 36), (68, 64), (58, 90)]],
-}
 
-
-# Not a digit: a capital A, as a hand writes it (the reader should say so, not read a 4).
-LETTER_A = [[(18, 92), (50, 10), (82, 92)], [(31, 62), (69, 62)]]
+LETTER_A = LETTERS["A"]  # not a digit: the reader should say so, not read a 4
 
 
 def strokes(digit, size: int, width: float) -> Image.Image:

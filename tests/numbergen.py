@@ -9,40 +9,16 @@ Also images without any digit: blank, ruled or squared paper, noise, textures.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
-def _skeletons() -> dict[int, list[list[tuple[int, int]]]]:
-    """The pen strokes of each digit, as examples/draw.py draws them (one definition for both)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("draw", Path(__file__).resolve().parents[1] / "examples" / "draw.py")
-    draw = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(draw)
-    return draw.STROKES
-
-
-SKELETONS = _skeletons()
+from mnist_tiny.reader.strokes import STROKES as SKELETONS  # noqa: E402 — one definition with examples/draw.py
+from mnist_tiny.reader.strokes import drawn  # noqa: E402
 
 
 def drawn_digit(digit: int, rng: np.random.Generator, size: int = 112) -> np.ndarray:
     """White strokes on black (size×size, floats in [0, 1]): the skeleton slanted, squeezed and wobbled, drawn
     with a pen of random width, anti-aliased."""
-    slant, squeeze = rng.uniform(-0.25, 0.25), rng.uniform(0.75, 1.1)
-    width = rng.uniform(5, 11)
-    big = Image.new("L", (4 * size, 4 * size), 0)
-    draw = ImageDraw.Draw(big)
-    for line in SKELETONS[digit]:
-        points = []
-        for x, y in line:
-            x, y = x + rng.normal(0, 2.5), y + rng.normal(0, 2.5)
-            x = 50 + (x - 50) * squeeze + slant * (50 - y)
-            points.append((x * 4 * size / 100, y * 4 * size / 100))
-        draw.line(points, fill=255, width=int(4 * width * size / 100), joint="curve")
-        r = 2 * width * size / 100
-        for x, y in (points[0], points[-1]):
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
-    return np.asarray(big.resize((size, size), Image.LANCZOS), dtype=np.float64) / 255
+    return drawn(SKELETONS[digit], rng, size)
 
 
 def _tight_columns(ink: np.ndarray) -> np.ndarray:

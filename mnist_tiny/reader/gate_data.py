@@ -2,7 +2,8 @@
 into what the gate sees at reading time (the 28×28 crop and its box's features) by the reader's own steps.
 
 Classes (`gate.CLASSES`): a handwritten digit (MNIST *training* digits, thickened or thinned, any size, either
-polarity), a letter or symbol (system fonts, handwriting fonts included: Debian's fonts-* packages), a dot, a
+polarity; and digits drawn stroke by stroke, `reader.strokes`), a letter or symbol (system fonts, handwriting fonts
+included: Debian's fonts-* packages; and letters drawn stroke by stroke), a dot, a
 scribble or shape, a picture (Fashion-MNIST's training images, Debian's `dataset-fashion-mnist`, and noise).
 Letters that a hand writes like a digit (O, I, l, S, Z, B, g, q, b, …) are left out of every class: no one can
 tell them apart from the digit without context.
@@ -45,6 +46,11 @@ def fashion_images() -> np.ndarray:
 
 
 def _glyph(rng, font_files) -> np.ndarray:
+    if rng.random() < 0.35:  # drawn by a hand, stroke by stroke, any pen
+        from mnist_tiny.reader.strokes import LETTERS as HANDWRITTEN, drawn
+
+        lines = HANDWRITTEN[rng.choice(sorted(HANDWRITTEN))]
+        return drawn(lines, rng, int(rng.integers(40, 140)), (2, 24)).astype(np.float32)
     text = rng.choice(list(LETTERS + SYMBOLS))
     size = int(rng.integers(28, 110))
     font = ImageFont.truetype(str(rng.choice(font_files)), size)
@@ -106,6 +112,11 @@ def _picture(rng, fashion: np.ndarray, span: slice) -> np.ndarray:
 
 
 def _digit(rng, mnist: np.ndarray, digits: np.ndarray, span: slice) -> tuple[np.ndarray, int]:
+    if rng.random() < 0.3:  # drawn on a pad or with a pen: strokes of any width, 2 to 24 px on a 100 px digit
+        from mnist_tiny.reader.strokes import STROKES, drawn
+
+        digit = int(rng.integers(0, 10))
+        return drawn(STROKES[digit], rng, int(rng.integers(40, 140)), (2, 24)).astype(np.float32), digit
     index = rng.integers(span.start, span.stop)
     image = mnist[index]
     size = int(rng.integers(28, 140))
