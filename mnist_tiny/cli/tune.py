@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from mnist_tiny.cli.app import MODEL_HELP, _parse_set, _print_json, app, command
+from mnist_tiny.cli.core import MODEL_HELP, _parse_set, _print_json, app, command
 from mnist_tiny.errors import UserError
 
 
@@ -72,18 +72,8 @@ def tune(
         out.print(f"study {render.escape(name)} · {render.escape(mask(url))} · {done_before} trials so far · "
                   f"model {render.escape(model_ref)} · objective: last-epoch validation accuracy",
                   highlight=False, soft_wrap=True)
-        out.print(f"{'trial':>5}  {'state':<8} {'val acc':>8} {'epochs':>6} {'s':>6}  params", highlight=False)
 
-    def show(study_, trial) -> None:
-        if json_out:
-            return
-        row = next(r for r in trial_rows(study_) if r["number"] == trial.number)
-        value = f"{100 * row['value']:.2f}%" if row["value"] is not None else "–"
-        params = " ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
-        out.print(f"{row['number']:>5}  {row['state']:<8} {value:>8} {row['epochs_done']:>6} "
-                  f"{row['seconds'] if row['seconds'] is not None else '–':>6}  {render.escape(params)}",
-                  highlight=False, soft_wrap=True)
-
+    show = _TrialLines(out, json_out)
     def work() -> None:
         import optuna
 
@@ -118,10 +108,38 @@ def tune(
         result["confirm"] = _confirm(folder, Path(result["best_toml"]), confirm, out if not json_out else None)
     if json_out:
         _print_json(result)
-        return
-    states = [r["state"] for r in rows]
-    out.print(f"{len(rows)} trials: {states.count('complete')} complete, {states.count('pruned')} pruned, "
+    else:
+        _summary(result, out)
+
+
+class _TrialLines:
+    """Optuna's callback: one line per finished trial, under a header printed with the first."""
+
+    def __init__(self, out, quiet: bool):
+        self.out, self.quiet, self.started = out, quiet, False
+
+    def __call__(self, study, trial) -> None:
+        from mnist_tiny.tuning.search import trial_rows
+        from mnist_tiny.ui.render import escape
+
+        if self.quiet:
+            return
+        if not self.started:
+            self.out.print(f"{'trial':>5}  {'state':<8} {'val acc':>8} {'epochs':>6} {'s':>6}  params", highlight=False)
+            self.started = True
+        row = next(r for r in trial_rows(study) if r["number"] == trial.number)
+        value = f"{100 * row['value']:.2f}%" if row["value"] is not None else "–"
+        params = " ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
+        self.out.print(f"{row['number']:>5}  {row['state']:<8} {value:>8} {row['epochs_done']:>6} "
+                       f"{row['seconds'] if row['seconds'] is not None else '–':>6}  {escape(params)}",
+                       highlight=False, soft_wrap=True)
+
+
+def _summary(result: dict[str, Any], out) -> None:
+    states = [r["state"] for r in result["trials"]]
+    out.print(f"{len(states)} trials: {states.count('complete')} complete, {states.count('pruned')} pruned, "
               f"{states.count('fail')} failed", highlight=False)
+    best = result["best"]
     if best is None:
         out.print("no trial has finished yet: nothing to recommend", highlight=False)
         return
