@@ -63,6 +63,16 @@ def test_a_study_runs_continues_and_its_best_recipe_trains(tmp_path, no_test_set
     assert len(json.loads(listed.stdout)) == 5  # every trial is a run folder
 
 
+def test_two_workers_on_one_machine_share_the_cores_and_the_study(tmp_path, mnist):
+    result = subprocess.run([SCRIPT, "tune", *SMALL, "--trials", "4", "--workers", "2", "--study", str(tmp_path / "st"),
+                             "--json"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = json.loads(result.stdout)["trials"]
+    assert 4 <= len(trials) <= 5 and len({t["run"] for t in trials}) == len(trials)  # at most one started late
+    settings = json.loads((Path(trials[-1]["run"]) / "settings.json").read_text())
+    assert settings["processes"] == 1 and settings["threads"] >= 1  # one process a trial, the cores shared out
+
+
 @pytest.mark.parametrize("space, words", [
     ("[learning_rate]\nlow = 0.1\nhigh = 0.2\n", ["[learning_rate] is not a setting"]),
     ("[lr]\nlow = 0.5\nhigh = 0.1\n", ["impossible range"]),

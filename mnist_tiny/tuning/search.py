@@ -99,7 +99,7 @@ def objective_for(flags: dict[str, Any], sets: dict[str, Any], config: Path | No
 
     def objective(trial) -> float:
         values = suggest(trial, space)
-        out = study_dir / "trials" / f"{trial.study.study_name}-{trial.number:04d}"
+        out = (study_dir / "trials" / f"{trial.study.study_name}-{trial.number:04d}").resolve()
         # The trial's values over everything else (a flag such as --epochs is the budget, not the trial's value).
         s = resolve_settings({**flags, **values, **runner, "test": False, "out": out}, config, sets=sets)
         trial.set_user_attr("run", str(out))
