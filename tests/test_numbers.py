@@ -129,7 +129,10 @@ def test_low_confidence_is_flagged(tmp_path):
     image.save(tmp_path / "scribble.png")
     _, rows = _predict(tmp_path / "scribble.png")
     row = rows[0]
-    assert row["low_confidence"] == (row["confidence"] < 0.7)
+    if not row["text"]:  # the gate refused it outright: a reason, no reading
+        assert row["reason"].startswith("not a"), row
+        return
+    assert row["low_confidence"] or row["confidence"] >= 0.7  # under 70%, or doubted by the gate: flagged
     table = CliRunner().invoke(app, ["predict", str(tmp_path / "scribble.png")])
     if row["low_confidence"]:
         assert "low confidence" in table.stdout
@@ -176,9 +179,9 @@ def test_training_records_a_temperature_that_predict_and_eval_use(tmp_path, mnis
     image[6:22, 13:16] = 255
     Image.fromarray(image).save(tmp_path / "one.png")
     _, rows = _predict(tmp_path / "one.png", "--checkpoint", run / "last.pt")
-    from mnist_tiny.reader.images import to_mnist
 
-    raw = torch_logits(load_checkpoint(run / "last.pt").model)(to_mnist(tmp_path / "one.png")[None, None])
+    # A 28×28 PNG in MNIST's format is read as it is (reader.predict.mnist_format), not re-centred.
+    raw = torch_logits(load_checkpoint(run / "last.pt").model)(image[None, None].astype(np.float32) / 255)
     assert rows[0]["confidence"] == pytest.approx(softmax(raw / temperature).max(), rel=1e-4)
     report = CliRunner().invoke(app, ["eval", "--checkpoint", str(run / "last.pt"), "--data-dir", str(data_dir),
                                       "--report", str(tmp_path / "report")])

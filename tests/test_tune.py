@@ -63,6 +63,18 @@ def test_a_study_runs_continues_and_its_best_recipe_trains(tmp_path, no_test_set
     assert len(json.loads(listed.stdout)) == 5  # every trial is a run folder
 
 
+def test_confirm_reports_the_test_set_once_at_the_end(tmp_path, mnist):
+    result = CliRunner().invoke(app, ["tune", *SMALL, "--trials", "1", "--confirm", "2", "--study",
+                                      str(tmp_path / "st"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    confirm = report["confirm"]
+    assert confirm["seeds"] == [0, 1] and len(confirm["runs"]) == 2
+    accs = [100 * r["last_test_acc"] for r in confirm["runs"]]
+    assert abs(confirm["mean"] - sum(accs) / 2) < 1e-9 and confirm["worst"] == min(accs)
+    assert "test_acc" not in json.dumps(report["trials"])  # the trials themselves never saw it
+
+
 def test_two_workers_on_one_machine_share_the_cores_and_the_study(tmp_path, mnist):
     result = subprocess.run([SCRIPT, "tune", *SMALL, "--trials", "4", "--workers", "2", "--study", str(tmp_path / "st"),
                              "--json"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -159,11 +171,19 @@ def test_two_workers_share_one_postgresql_study_and_a_killed_one_leaves_it_usabl
     assert len({t["run"] for t in final}) == 7  # each trial its own run folder
     assert max(counts) >= 6  # the second to finish saw both workers' trials
     # A worker killed mid-trial: its trial is failed once its heartbeat stops; the study goes on.
-    slow = [SCRIPT, "tune", "--model", "tiny-2k", "--epochs", "3", "--set", "val_size=1000", "--storage", postgres,
-            "--study-name", "shared", "--trials", "1", "--study", str(tmp_path / "here")]
+    slow = [SCRIPT, "tune", "--model", "tiny-2k", "--epochs", "3", "--set", "val_size=1000", "--set", "batch_size=16",
+            "--storage", postgres, "--study-name", "shared", "--trials", "1", "--study", str(tmp_path / "here")]
     victim = subprocess.Popen(slow, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
-    time.sleep(12)
+    import optuna
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until its trial runs (an epoch of batch 16 lasts well over a minute)
+        study = optuna.load_study(study_name="shared", storage=postgres)
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials(deepcopy=False)):
+            break
+        time.sleep(0.5)
+    time.sleep(2)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     from mnist_tiny.tuning import search

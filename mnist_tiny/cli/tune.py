@@ -74,21 +74,18 @@ def tune(
                   highlight=False, soft_wrap=True)
 
     show = _TrialLines(out, json_out)
-    def work() -> None:
-        import optuna
-
-        mine = open_study(url, name, model_ref, seed, pruner) if workers > 1 else study_obj
-        objective = objective_for({k: v for k, v in flags.items() if v is not None}, sets, config, searched, folder,
-                                  runner)
-        target = done_before + trials
-        mine.optimize(objective, n_trials=None if workers > 1 else trials, timeout=timeout,
-                      callbacks=[show] + ([optuna.study.MaxTrialsCallback(target)] if workers > 1 else []),
-                      gc_after_trial=False)
-
     from mnist_tiny.training.signals import TrainingInterrupted
 
     try:
-        run_workers(workers, work)
+        if workers > 1:  # each worker its own process: `tune` again, one worker each, the cores shared out
+            share = [trials // workers + (k < trials % workers) for k in range(workers)]
+            child = _child_args(model_ref, recipe, epochs, space, folder, storage, name, seed, pruner, timeout,
+                                config, set_ or [], runner)
+            run_workers(child, share, json_out)
+        else:
+            objective = objective_for({k: v for k, v in flags.items() if v is not None}, sets, config, searched,
+                                      folder, runner)
+            study_obj.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[show], gc_after_trial=False)
     except TrainingInterrupted:
         raise UserError(f"interrupted: the trial in progress is marked failed and never counted; the same command "
                         f"continues study {name!r}", 130) from None
@@ -110,6 +107,20 @@ def tune(
         _print_json(result)
     else:
         _summary(result, out)
+
+
+def _child_args(model, recipe, epochs, space, folder, storage, name, seed, pruner, timeout, config, sets,
+                runner) -> list[str]:
+    """The command line of one worker of `--workers K` (its --trials and --workers are added by run_workers)."""
+    args = ["tune", "--model", model, "--study", str(folder), "--study-name", name, "--seed", str(seed), "--pruner",
+            pruner]
+    for flag, value in (("--recipe", recipe), ("--epochs", epochs), ("--space", space), ("--storage", storage),
+                        ("--timeout", timeout), ("--config", config)):
+        if value is not None:
+            args += [flag, str(value)]
+    for item in [*sets, *(f"{k}={v}" for k, v in runner.items())]:
+        args += ["--set", item]
+    return args
 
 
 class _TrialLines:

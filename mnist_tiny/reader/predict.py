@@ -107,16 +107,18 @@ class Layout:
 
 def mnist_format(grey: np.ndarray) -> np.ndarray | None:
     """A 28×28 image already made as MNIST is (a digit centred in a plain frame, light on dark or, inverted, dark
-    on light) is read exactly as it is: re-centring it would move a digit the model knows as it stands (MNIST PNGs
-    read at 98.8% that way, against the model's 99.45% on the same tensors). None for anything else."""
+    on light) is read exactly as it is: re-centring it would move a digit the model knows as it stands and lose
+    points (docs/reading.md). None for anything else."""
     if grey.shape != (28, 28):
         return None
     frame = np.concatenate([grey[:2].ravel(), grey[-2:].ravel(), grey[2:-2, :2].ravel(), grey[2:-2, -2:].ravel()])
     if float(np.median(frame)) > 0.5:
         grey, frame = 1 - grey, 1 - frame
-    if float(np.mean(frame > 0.5)) > 0.1 or float(grey.max()) < 0.3:  # not a plain frame, or no ink
+    paper, ink = float(np.median(frame)), float(grey.max())
+    if float(np.mean(frame > 0.5)) > 0.1 or ink - paper < 0.3:  # not a plain frame, or no ink
         return None
-    return np.ascontiguousarray(grey, dtype=np.float32)
+    # Tinted paper or grey ink to MNIST's black and white; MNIST's own PNGs (paper 0, ink 1) are left as they are.
+    return np.clip((np.asarray(grey, np.float32) - paper) / (ink - paper), 0, 1).astype(np.float32)
 
 
 def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str | None]:
@@ -259,6 +261,8 @@ def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any) -> None:
     for index, layout, chosen in picked:
         mine, at = probs[at:at + len(chosen)], at + len(chosen)
         refused, reason = judge(mine, gate.threshold_mnist if layout.as_is else gate.threshold)
+        if layout.expect == "one" and not layout.as_is:
+            reason = None  # --expect one: the user says it is one digit; the gate's doubt stays a flag
         result = results[index]
         if reason:
             result.update(text="", digit=None, confidence=None, top=None, digits=[], low_confidence=False,

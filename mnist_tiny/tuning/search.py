@@ -12,7 +12,6 @@ recipe on K seeds and reports the test accuracy once, at the very end.
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -43,8 +42,7 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
     # Heartbeats (how a killed worker's trial is found and failed) are "experimental" in Optuna's words only.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        engine = RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                            engine_kwargs={"pool_pre_ping": True} if not storage.startswith("sqlite") else None)
+        engine = _storage(RDBStorage, storage)
     except ImportError:
         raise UserError(f"--storage {mask(storage)}: its database driver is not installed (PostgreSQL: pip install "
                         "'psycopg[binary]', which the [test] extra brings)", 1) from None
@@ -54,8 +52,15 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
                         f"{mask(first)})", 1) from None
     chosen = (optuna.pruners.SuccessiveHalvingPruner() if pruner == "halving"
               else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
-    study = optuna.create_study(study_name=name, storage=engine, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=seed), pruner=chosen)
+    for attempt in range(6):  # two workers that start together race to create the same tables and the study
+        try:
+            study = optuna.create_study(study_name=name, storage=engine, direction="maximize", load_if_exists=True,
+                                        sampler=optuna.samplers.TPESampler(seed=seed), pruner=chosen)
+            break
+        except Exception as e:  # noqa: BLE001 — SQLAlchemy's IntegrityError/OperationalError from the race
+            if attempt == 5 or type(e).__name__ not in RACES:
+                raise
+            time.sleep(0.3 + 0.4 * attempt)
     recorded = study.user_attrs.get("model")
     if recorded is None:
         study.set_user_attr("model", model)
@@ -65,6 +70,23 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
                         "choose another --study-name (or --study folder)", 2)
     optuna.storages.fail_stale_trials(study)
     return study
+
+
+RACES = ("IntegrityError", "UniqueViolation", "DuplicatedStudyError")
+
+
+def _storage(make, url: str):
+    """The storage, created once its tables exist: workers that start together race to create them (PostgreSQL
+    answers the loser with a duplicate-key error), so the loser tries again."""
+    for attempt in range(6):
+        try:
+            return make(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                        engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+        except Exception as e:  # noqa: BLE001 — re-raised unless it is that race
+            if attempt == 5 or type(e).__name__ not in RACES:
+                raise
+            time.sleep(0.3 + 0.4 * attempt)
+    raise AssertionError("unreachable")
 
 
 class PruningReporter:
@@ -170,35 +192,17 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value))  # a basic TOML string is a JSON string
 
 
-def run_workers(count: int, work: Callable[[], None]) -> None:
-    """`work` in `count` processes at once (this one and count − 1 forked), each with its own storage
-    connection; the first failure is raised here after all have stopped."""
-    if count <= 1:
-        work()
-        return
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    children = [ctx.Process(target=_child, args=(work,), daemon=False) for _ in range(count - 1)]
-    for child in children:
-        child.start()
-    try:
-        work()
-    finally:
-        for child in children:
-            child.join()
-    failed = [c.exitcode for c in children if c.exitcode]
-    if failed:
-        raise UserError(f"{len(failed)} of the {count} tune workers failed (exit {failed[0]}); the study keeps "
-                        "their finished trials")
-
-
-def _child(work: Callable[[], None]) -> None:
+def run_workers(args: list[str], counts: list[int], quiet: bool) -> None:
+    """`mnist-tiny tune` again in one process per worker (`args`, each with its own `--trials` count and one
+    worker): fresh processes with their own storage connections (no forked database connections, no shared
+    state). The first failure is raised here after all have stopped."""
+    import subprocess
     import sys
 
-    try:
-        work()
-    except BaseException as e:  # noqa: BLE001 — a worker's end is its exit code; the parent reports it
-        print(f"tune worker {os.getpid()}: {type(e).__name__}: {e}", file=sys.stderr)
-        os._exit(1)
-    os._exit(0)
+    children = [subprocess.Popen([sys.executable, "-m", "mnist_tiny", *args, "--trials", str(n), "--workers", "1"],
+                                 stdout=subprocess.DEVNULL if quiet else None) for n in counts if n > 0]
+    codes = [child.wait() for child in children]
+    failed = [code for code in codes if code]
+    if failed:
+        raise UserError(f"{len(failed)} of the {len(children)} tune workers failed (exit {failed[0]}); the study "
+                        "keeps their finished trials")
