@@ -100,6 +100,7 @@ def test_a_bad_space_file_is_one_line(tmp_path, space, words):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
     for word in words:
         assert word in result.output, result.output
+    assert not (tmp_path / "st").exists()  # nothing written
 
 
 def test_an_unreachable_storage_is_one_line_with_its_password_masked(tmp_path):

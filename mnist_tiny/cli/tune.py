@@ -54,11 +54,11 @@ def tune(
     base = resolve_settings(flags, config, sets=sets)  # every fixed setting checked before anything is written
     model_ref = base.model or DEFAULT_MODEL
     name = study_name or rundir.run_name(model_ref).replace("/", "-")
+    searched = load_space(space, epochs)  # a bad space file is one line, before any folder is made
+    searched = {k: v for k, v in searched.items() if k not in sets}  # what --set fixes is not searched
     folder = Path(study or Path("studies") / name)
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-    searched = load_space(space, epochs)
-    searched = {k: v for k, v in searched.items() if k not in sets}  # what --set fixes is not searched
     runner = runner_settings(workers, sets)
     out = render.console if not json_out else render.err_console
     study_obj = open_study(url, name, model_ref, seed, pruner)
