@@ -61,6 +61,24 @@ def number_on_ruled_paper(digits: list[int], rng: np.random.Generator) -> Image.
     return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
 
 
+def rows_on_a_note(rows: list[list[int]], rng: np.random.Generator) -> Image.Image:
+    """Numbers on two or more rows of a yellow sticky note, in felt pen, each row a little further right."""
+    size, step, gap = 110, 86, 40
+    h = 60 + len(rows) * (size + gap)
+    w = 80 + max(map(len, rows)) * step + 40 * len(rows) + size
+    page = np.array([250, 236, 140], dtype=np.float64)[None, None, :] * np.ones((h, w, 1))
+    page *= (1 - 0.1 * np.mgrid[0:h, 0:w][0] / h)[..., None]  # light from the top
+    page += rng.normal(0, 3, (h, w, 1))
+    pen = np.array([20, 20, 60])
+    for r, digits in enumerate(rows):
+        for i, d in enumerate(digits):
+            ink = np.asarray(strokes(d, size, 7).filter(ImageFilter.GaussianBlur(0.8)), dtype=np.float64)[..., None]
+            top, left = 30 + r * (size + gap) + int(rng.integers(-6, 7)), 40 + 40 * r + step * i
+            region = page[top:top + size, left:left + size]
+            page[top:top + size, left:left + size] = region * (1 - ink / 255) + pen * ink / 255
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), "RGB")
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     pen_on_paper(3, rng).save(HERE / "pen-on-paper-3.jpg", quality=85)
@@ -82,6 +100,8 @@ def main() -> None:
     letter = np.asarray(strokes(LETTER_A, 160, 7).filter(ImageFilter.GaussianBlur(0.8)), dtype=np.float64)
     paper = 248 - 0.82 * letter + np.random.default_rng(1).normal(0, 2, letter.shape)
     Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).save(HERE / "letter-A.png")
+    # Two numbers on two rows of a sticky note (its own generator too).
+    rows_on_a_note([[3, 1, 4], [1, 5, 9, 2]], np.random.default_rng(2)).save(HERE / "note-two-rows.jpg", quality=85)
 
 
 if __name__ == "__main__":

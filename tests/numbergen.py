@@ -107,6 +107,35 @@ def number_image(digits: list[int], rng: np.random.Generator, mnist_pool: dict[i
     return on_paper(number_strip(glyphs, rng, height, gaps), rng, paper, shadow=shadow)
 
 
+def rows_image(rows: list[list[int]], rng: np.random.Generator, mnist_pool: dict[int, list[np.ndarray]] | None,
+               paper: str = "tinted", shadow: bool = False, gaps: tuple[float, float] = (0.0, 0.4),
+               spacing: tuple[float, float] = (0.35, 1.0)) -> Image.Image:
+    """Numbers on several rows of one page, top to bottom: each row a `number_strip` in the same hand and size,
+    the rows' left edges a little apart, the space between rows a random fraction (`spacing`) of the height."""
+    height = int(rng.integers(40, 90))
+    strips = []
+    for digits in rows:
+        glyphs = ([mnist_pool[d][int(rng.integers(len(mnist_pool[d])))] / 255.0 for d in digits]
+                  if mnist_pool is not None else [drawn_digit(d, rng) for d in digits])
+        strips.append(_tight_rows(number_strip(glyphs, rng, height, gaps)))
+    indents = [int(rng.uniform(0, 0.5) * height) for _ in strips]
+    gaps_between = [int(rng.uniform(*spacing) * height) for _ in strips[1:]]
+    pad = int(0.2 * height)
+    h = sum(s.shape[0] for s in strips) + sum(gaps_between) + 2 * pad
+    w = max(s.shape[1] + i for s, i in zip(strips, indents)) + 2 * pad
+    page = np.zeros((h, w))
+    y = pad
+    for n, (strip, indent) in enumerate(zip(strips, indents)):
+        page[y:y + strip.shape[0], pad + indent:pad + indent + strip.shape[1]] = strip
+        y += strip.shape[0] + (gaps_between[n] if n < len(gaps_between) else 0)
+    return on_paper(page, rng, paper, tilt=2.0, shadow=shadow)
+
+
+def _tight_rows(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(ink.max(1) > 0.1)
+    return ink[rows[0]:rows[-1] + 1] if len(rows) else ink
+
+
 def no_digit_images(rng: np.random.Generator) -> dict[str, Image.Image]:
     """Fifteen images with nothing to read: paper of each kind, noise of several kinds, textures."""
     h, w = 360, 480

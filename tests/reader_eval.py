@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from numbergen import no_digit_images, number_image  # noqa: E402
+from numbergen import no_digit_images, number_image, rows_image  # noqa: E402
 
 STYLES = {  # name → (handwriting, paper, shadow, gaps)
     "mnist-tinted": ("mnist", "tinted", False, (0.05, 0.5)),
@@ -26,6 +26,13 @@ STYLES = {  # name → (handwriting, paper, shadow, gaps)
     "mnist-squared-shadow": ("mnist", "squared", True, (0.0, 0.4)),
     "drawn-tinted": ("drawn", "tinted", False, (0.0, 0.5)),
     "drawn-ruled-shadow": ("drawn", "ruled", True, (-0.05, 0.3)),
+}
+
+ROW_STYLES = {  # numbers on 2–3 rows of one page: name → (handwriting, paper, shadow)
+    "rows-mnist-tinted": ("mnist", "tinted", False),
+    "rows-mnist-ruled": ("mnist", "ruled", False),
+    "rows-drawn-tinted": ("drawn", "tinted", False),
+    "rows-drawn-squared-shadow": ("drawn", "squared", True),
 }
 
 
@@ -47,6 +54,21 @@ def write_set(folder: Path, seed: int, count: int, pool, lengths=(2, 6)) -> list
             text = "".join(map(str, digits))
             path = folder / f"{style}-{i:03d}-{text}.jpg"
             number_image(digits, rng, pool if hand == "mnist" else None, paper, shadow, gaps).save(
+                path, quality=int(rng.integers(70, 92)))
+            made.append((path, text))
+    return made
+
+
+def write_rows(folder: Path, seed: int, count: int, pool) -> list[tuple[Path, str]]:
+    """`count` pages per row style, each 2–3 rows of 2–6 digits; the text is the rows joined by newlines."""
+    rng = np.random.default_rng(seed + 1)  # not the one-row sets' images
+    made = []
+    for style, (hand, paper, shadow) in ROW_STYLES.items():
+        for i in range(count):
+            rows = [[int(d) for d in rng.integers(0, 10, int(rng.integers(2, 7)))] for _ in range(int(rng.integers(2, 4)))]
+            text = "\n".join("".join(map(str, row)) for row in rows)
+            path = folder / f"{style}-{i:03d}-{text.replace(chr(10), '_')}.jpg"
+            rows_image(rows, rng, pool if hand == "mnist" else None, paper, shadow).save(
                 path, quality=int(rng.integers(70, 92)))
             made.append((path, text))
     return made
@@ -111,6 +133,7 @@ def main() -> None:
     parser.add_argument("--model", default="fast-11k")
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--single", type=int, default=500, help="photo-like scans of single digits")
+    parser.add_argument("--rows", type=int, default=40, help="pages of 2–3 rows per row style")
     args = parser.parse_args()
     reader = OnnxReader(shipped_onnx(args.model))
     pool = mnist_pool(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data"), args.hidden)
@@ -119,6 +142,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         made = write_set(folder, args.seed, args.count, pool)
         by_style, wrong = score(made, reader)
+        rows_by_style, rows_wrong = score(write_rows(folder, args.seed, args.rows, pool), reader) if args.rows else ({}, [])
         blanks = no_digit_images(np.random.default_rng(args.seed))
         for name, image in blanks.items():
             image.save(folder / f"none-{name}.png")
@@ -130,9 +154,12 @@ def main() -> None:
     report = {"model": args.model, "seed": args.seed, "hidden": args.hidden,
               "numbers_exact": sum(total) / len(total), "numbers": len(total),
               "by_style": {k: sum(v) / len(v) for k, v in by_style.items()},
+              "rows_exact": sum(sum(v) for v in rows_by_style.values()) / max(1, sum(map(len, rows_by_style.values()))),
+              "rows": sum(map(len, rows_by_style.values())),
+              "rows_by_style": {k: sum(v) / len(v) for k, v in rows_by_style.items()},
               "no_digit_read_as_digit": [r["path"].rsplit("/", 1)[-1] for r in refused if r.get("text")],
               "single_digits": singles,
-              "wrong": wrong[:40]}
+              "wrong": wrong[:40], "rows_wrong": rows_wrong[:40]}
     print(json.dumps(report, indent=1))
 
 

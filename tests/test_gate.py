@@ -74,6 +74,7 @@ def test_digits_on_paper_still_read_and_a_users_model_gets_the_gate_too(tmp_path
     result = CliRunner().invoke(app, ["predict", str(examples), "--json"])
     rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
     assert rows["marker-8.png"]["text"] == "8" and rows["number-2024.jpg"]["text"] == "2024"
+    assert rows["note-two-rows.jpg"]["text"] == "314\n1592"  # two rows, top to bottom
     assert rows["letter-A.png"]["text"] == "" and "letter or symbol" in rows["letter-A.png"]["reason"]
     path = tmp_path / "A.png"
     _page(lambda d: d.text((30, 10), "A", fill=20, font=ImageFont.truetype(FONT, 120))).save(path)

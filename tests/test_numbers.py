@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numbergen import no_digit_images, number_image
 from PIL import Image
-from reader_eval import STYLES, mnist_pool, write_set
+from reader_eval import STYLES, mnist_pool, write_rows, write_set
 from typer.testing import CliRunner
 
 from conftest import DATA_DIR
@@ -56,6 +56,44 @@ def test_every_style_is_read(tmp_path, pool):
     for style in STYLES:
         mine = [(p, t) for p, t in made if p.name.startswith(style + "-")]
         assert sum(by_name[p.name] == t for p, t in mine) >= len(mine) - 2, style
+
+
+def test_numbers_on_several_rows_are_read_top_to_bottom(tmp_path, pool):
+    made = write_rows(tmp_path, seed=21, count=4, pool=pool)  # 4 pages of 2–3 rows in each of the 4 row styles
+    result, rows = _predict(tmp_path)
+    assert result.exit_code == 0, result.output
+    by_name = {row["path"].rsplit("/", 1)[-1]: row for row in rows}
+    right = [by_name[p.name]["text"] == text for p, text in made]
+    assert sum(right) >= 0.8 * len(made), f"{sum(right)}/{len(made)} pages read exactly"
+    for p, text in made:
+        row = by_name[p.name]
+        if row["text"] != text:
+            continue
+        lines = text.split("\n")
+        assert [d["row"] for d in row["digits"]] == [n for n, line in enumerate(lines) for _ in line]
+        for n in range(len(lines)):  # each row left to right, and below the row before it
+            boxes = [d["box"] for d in row["digits"] if d["row"] == n]
+            assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+            if n:
+                above = [d["box"] for d in row["digits"] if d["row"] == n - 1]
+                assert np.median([b[1] for b in boxes]) > np.median([b[3] for b in above]) - 5
+    # The table shows each row on its own line.
+    page, text = next((p, t) for p, t, ok in zip(*zip(*made), right) if ok and t.count("\n") == 2)
+    table = CliRunner().invoke(app, ["predict", str(page)], env={"COLUMNS": "120"})
+    assert table.exit_code == 0 and all(line in table.stdout for line in text.split("\n")), table.stdout
+
+
+def test_printed_lines_of_digits_read_as_rows(tmp_path):
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 48)  # Debian's fonts-dejavu-core
+    receipt = Image.new("L", (420, 330), 238)
+    draw = ImageDraw.Draw(receipt)
+    for n, line in enumerate(["2048", "17", "365"]):  # a till roll: amounts on their own lines, right-aligned
+        draw.text((380, 30 + 95 * n), line, fill=25, font=font, anchor="ra")
+    receipt.save(tmp_path / "receipt.png")
+    result, rows = _predict(tmp_path / "receipt.png")
+    assert result.exit_code == 0 and rows[0]["text"] == "2048\n17\n365", rows[0]
 
 
 def test_images_without_a_digit_are_refused_with_a_reason(tmp_path):

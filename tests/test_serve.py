@@ -183,6 +183,19 @@ def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
             time.sleep(1)  # the bars' last update
             page.save_screenshot(os.environ["MNIST_TINY_SCREENSHOT"])
         page.find_element(By.ID, "clear").click()
+        # A photo of two rows, uploaded: both rows read, every digit's 28×28 on its row, the photo on the pad.
+        upload = page.find_element(By.ID, "upload")
+        page.execute_script("arguments[0].hidden = false", upload)
+        upload.send_keys(str(Path(__file__).resolve().parents[1] / "examples" / "note-two-rows.jpg"))
+        WebDriverWait(page, 30).until(lambda p: "\n" in p.find_element(By.ID, "digit").text)
+        assert page.find_element(By.ID, "digit").text.strip() == "314\n1592"
+        seen = page.find_element(By.ID, "seen")
+        assert (seen.get_attribute("width"), seen.get_attribute("height")) == ("112", "56")  # 4 across, 2 rows
+        inked = page.execute_script("""const c = document.getElementById('pad').getContext('2d');
+            const d = c.getImageData(0, 0, c.canvas.width, c.canvas.height).data; let n = 0;
+            for (let i = 0; i < d.length; i += 4) n += d[i] < 200; return n;""")
+        assert inked > 1000  # the photo is drawn on the pad
+        page.find_element(By.ID, "clear").click()
         _sixteen_clients(port)
     finally:
         if page is not None:

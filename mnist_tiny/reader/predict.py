@@ -73,6 +73,11 @@ class Layout:
     width: int = 0  # of the ink map the boxes are in
     features: list | None = None  # per span: what the gate sees beside the crop (`gate.features`)
     as_is: bool = False  # an image in MNIST's own format, read as it is (`mnist_format`)
+    rows: list[int] | None = None  # per piece: its row, top to bottom (spans never cross rows)
+
+    def row(self, s: int) -> int:
+        """The row of span `s`."""
+        return self.rows[self.spans[s][0]] if self.rows else 0
 
     def cost(self, a: int, b: int, s: int) -> float:
         """The prior against span a..b (the `s`-th): separate blobs read as one digit need evidence, and so do
@@ -141,15 +146,21 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
     pieces, reason = find_digits(clean, expect, ruled=removed > 0)
     if reason:
         return None, reason
-    if len(pieces) > MAX_DIGITS:
-        return None, f"no number: {len(pieces)} separate marks (a number has at most {MAX_DIGITS} digits)"
-    height = digit_height(pieces)
-    runs = spans(pieces, height)
+    runs: list[tuple[int, int]] = []
+    short: list[bool] = []
+    rows = [p.row for p in pieces]
+    for row in sorted(set(rows)):
+        first, last = rows.index(row), len(rows) - rows[::-1].index(row)  # a row's pieces are neighbours
+        mine = pieces[first:last]
+        if len(mine) > MAX_DIGITS:
+            return None, f"no number: {len(mine)} separate marks in a row (a number has at most {MAX_DIGITS} digits)"
+        height = digit_height(mine)
+        runs += [(first + a, first + b) for a, b in spans(mine, height)]
+        short += [p.box[1] - p.box[0] < 0.45 * height for p in mine]
     joined = [join(pieces[a:b + 1]) for a, b in runs]
     crops = [centre_digit(p.ink) for p in joined]  # a run over every piece: one digit, without specks and lines
-    short = [p.box[1] - p.box[0] < 0.45 * height for p in pieces]
     return Layout(runs, crops, [p.box for p in joined], short, [p.blob for p in pieces], clean,
-                  expect, clean.shape[1]), None
+                  expect, clean.shape[1], rows=rows), None
 
 
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
@@ -201,10 +212,10 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
                 keep_inputs: bool = False, temperature: float | None = None,
                 gate: Any = "shipped") -> list[dict[str, Any]]:
     """Classify every candidate crop of `found` ((result index, Layout, boxes in the image's pixels)) in batches,
-    choose each image's reading (`Layout.best`) and fill in its result: `text` (the digits, left to right),
-    `digit` (a lone digit's value; null for several), `confidence` (the chance that the whole text is right: the
+    choose each image's reading (`Layout.best`) and fill in its result: `text` (the digits, left to right; rows
+    top to bottom, joined by a newline), `digit` (a lone digit's value; null for several), `confidence` (the chance that the whole text is right: the
     digits' product), `top` (a lone digit's top-k), `digits` (each with its box [x0, y0, x1, y1] in the image's
-    pixels and top-k), `low_confidence` (some digit under LOW_CONFIDENCE)."""
+    pixels, its row from 0 and top-k), `low_confidence` (some digit under LOW_CONFIDENCE)."""
     k = max(1, min(top_k, 10))
     temperature = temperature or float(getattr(logits, "temperature", 1.0))
     flat = [(i, j) for i, (_, layout, _) in enumerate(found) for j in range(len(layout.crops))]
@@ -220,17 +231,18 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
         chosen = layout.best(np.log(np.array([probs[i, j][0] for j in range(len(layout.crops))]) + 1e-12))
         rows = {j: probs[i, j][1] for j in chosen}
         digits = []
+        line_of = {row: n for n, row in enumerate(sorted({layout.row(j) for j in chosen}))}  # rows read, from 0
         for j in chosen:
             best = np.argsort(-rows[j], kind="stable")[:k]
             top = [[int(d), float(rows[j][d])] for d in best]
             digits.append({"digit": top[0][0], "confidence": top[0][1], "box": boxes[j], "top": top,
-                           "low_confidence": top[0][1] < LOW_CONFIDENCE})
+                           "low_confidence": top[0][1] < LOW_CONFIDENCE, "row": line_of[layout.row(j)]})
         result = results[index]
         if not digits:
             result.update(text="", digit=None, confidence=None, digits=[], reason="no digit: only specks")
             continue
         result["_chosen"] = chosen
-        result.update(text="".join(str(d["digit"]) for d in digits),
+        result.update(text=text_of(digits),
                       digit=digits[0]["digit"] if len(digits) == 1 else None,
                       confidence=float(np.prod([d["confidence"] for d in digits])),
                       top=digits[0]["top"] if len(digits) == 1 else None, digits=digits,
@@ -242,6 +254,14 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             result["ink_boxes"] = [tuple(round(v * scale) for v in layout.boxes[j]) for j in chosen]
     _apply_gate(found, results, gate)
     return results
+
+
+def text_of(digits: list[dict[str, Any]]) -> str:
+    """The digits read, row by row: a row's digits left to right, rows joined by a newline."""
+    lines: dict[int, str] = {}
+    for d in digits:
+        lines[d.get("row", 0)] = lines.get(d.get("row", 0), "") + str(d["digit"])
+    return "\n".join(lines[row] for row in sorted(lines))
 
 
 def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any) -> None:

@@ -3,7 +3,7 @@
 The ink map is `images.paper_to_ink`'s: light ink on a zero background. Steps, each a function below:
 `remove_lines` (ruled or squared paper: long thin runs that repeat; strokes thicker than the line stay) →
 `components` (8-connected ink, by runs of pixels) → `group` (a digit's strokes overlap in x and lie close: a 5's
-bar, a 4 in two strokes) → the reasons there is no digit (specks, texture, noise, several rows) → `cuts` (a blob
+bar, a 4 in two strokes) → the reasons there is no digit (specks, texture, noise) → `rows` (top to bottom) → `cuts` (a blob
 wider than a narrow digit may be touching digits: cut at its thinnest columns). `spans` and `join` then offer the
 runs of pieces that may each be one digit; the reader lets the model choose (`reader.predict.Layout`).
 All numpy, no torch and no OpenCV: milliseconds on the reader's ≤512-pixel working image (docs/reading.md).
@@ -18,6 +18,7 @@ import numpy as np
 THRESHOLD = 0.35  # ink above this is a stroke pixel (paper is 0, a stroke's core 1)
 LINE_THRESHOLD = 0.06  # and above this, part of a ruled line if it runs across the page
 MAX_DIGITS = 20  # more separate marks than this is writing or a drawing, not a number
+MAX_ROWS = 10  # more rows than this is a page of writing, not numbers
 MAX_RUNS = 40_000  # more runs of ink than this in ≤512×512 pixels is texture or noise, not handwriting
 
 
@@ -29,6 +30,7 @@ class Piece:
     box: tuple[int, int, int, int]
     ink: np.ndarray
     blob: int = 0  # pieces cut from one connected blob share this
+    row: int = 0  # the row it lies in, top to bottom
 
 
 def run_lengths(mask: np.ndarray) -> np.ndarray:
@@ -252,18 +254,39 @@ def cuts(blob: Blob, ink: np.ndarray, digit_height: float, pieces: int | None = 
     return [(blob.left + a, blob.left + b) for a, b in zip(edges, edges[1:]) if b > a]
 
 
-def one_row(groups: list[Blob]) -> tuple[list[Blob], list[Blob]]:
-    """The groups along the row of the tallest ones (each with half its height inside the row's band), and the
-    digit-sized ones off it. A number is one row; marks above and below it are texture, or another line."""
+def rows(groups: list[Blob]) -> list[list[Blob]]:
+    """The groups as rows of writing, top to bottom, each left to right. Rows are formed by the digit-sized groups
+    (at least half the median height), taken from the top: a group joins a row when half its height lies inside
+    the row's band (its members' median centre ± 0.6 of their median height), else it starts a row. A smaller
+    mark (a 5's loose bar, a dot) joins the row whose band holds it, and is dropped when none does: what lies
+    between rows is not part of a number."""
     height = float(np.median([g.height for g in groups]))
-    core = [g for g in groups if g.height >= 0.6 * height]
-    centre = float(np.median([(g.top + g.bottom) / 2 for g in core]))
-    band = (centre - 0.6 * height, centre + 0.6 * height)
-    row, off = [], []
+    lines: list[list[Blob]] = []
+
+    def band(line: list[Blob]) -> tuple[float, float]:
+        centre = float(np.median([(g.top + g.bottom) / 2 for g in line]))
+        tall = float(np.median([g.height for g in line]))
+        return centre - 0.6 * tall, centre + 0.6 * tall
+
+    def home(g: Blob) -> list[Blob] | None:
+        for line in lines:
+            top, bottom = band(line)
+            tall = float(np.median([m.height for m in line]))
+            if min(g.bottom, bottom) - max(g.top, top) >= 0.5 * min(g.height, tall):
+                return line
+        return None
+
+    for g in sorted((g for g in groups if g.height >= 0.5 * height), key=lambda g: (g.top + g.bottom) / 2):
+        line = home(g)
+        if line is None:
+            lines.append([g])
+        else:
+            line.append(g)
     for g in groups:
-        inside = min(g.bottom, band[1]) - max(g.top, band[0])
-        (row if inside >= 0.5 * min(g.height, height) else off).append(g)
-    return row, [g for g in off if g.height >= 0.5 * height]
+        if g.height < 0.5 * height and (line := home(g)) is not None:
+            line.append(g)
+    lines.sort(key=lambda line: float(np.median([(g.top + g.bottom) / 2 for g in line])))
+    return [sorted(line, key=lambda g: g.left) for line in lines]
 
 
 def digit_height(pieces: list[Piece]) -> float:
@@ -317,7 +340,7 @@ def join(pieces: list[Piece]) -> Piece:
 
 
 def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> tuple[list[Piece], str | None]:
-    """The digits of an ink map, left to right, each with its own ink (neighbours masked out); or no pieces and
+    """The digits of an ink map, row by row from the top and left to right in a row, each with its own ink (neighbours masked out); or no pieces and
     the reason there is no digit. `expect`: "auto", or "many" to cut a lone wide blob into at least two.
     `ruled`: lines were removed from this ink."""
     mask = ink > THRESHOLD
@@ -350,19 +373,22 @@ def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> t
             return [], "no digit: only ruled lines"
     if sum(g.height >= 0.97 * h for g in digits) >= 3:
         return [], "no digit: stripes from edge to edge (a texture)"
-    digits, elsewhere = one_row(digits)
-    if elsewhere:
-        return [], "no number: marks in several rows (a number is read along one row)"
-    height = float(np.median([g.height for g in digits]))
+    lines = rows(digits)
+    if len(lines) > MAX_ROWS:
+        return [], f"no number: marks in {len(lines)} rows (numbers are read on at most {MAX_ROWS} rows)"
     pieces: list[Piece] = []
-    for number, g in enumerate(digits):
-        want = 2 if expect == "many" and len(digits) == 1 and g.width > 0.6 * g.height else None
-        mine = np.isin(labels[g.top:g.bottom, g.left:g.right], g.labels)
-        for left, right in cuts(g, ink, height, want):
-            own = np.where(mine[:, left - g.left:right - g.left], ink[g.top:g.bottom, left:right], 0.0)
-            rows = np.flatnonzero(own.max(1) > THRESHOLD)
-            if len(rows) == 0:
-                continue
-            top, bottom = g.top + int(rows[0]), g.top + int(rows[-1]) + 1
-            pieces.append(Piece((top, bottom, left, right), own[rows[0]:rows[-1] + 1], number))
+    number = 0
+    for row, line in enumerate(lines):
+        height = float(np.median([g.height for g in line]))
+        for g in line:
+            want = 2 if expect == "many" and len(digits) == 1 and g.width > 0.6 * g.height else None
+            mine = np.isin(labels[g.top:g.bottom, g.left:g.right], g.labels)
+            for left, right in cuts(g, ink, height, want):
+                own = np.where(mine[:, left - g.left:right - g.left], ink[g.top:g.bottom, left:right], 0.0)
+                kept_rows = np.flatnonzero(own.max(1) > THRESHOLD)
+                if len(kept_rows) == 0:
+                    continue
+                top, bottom = g.top + int(kept_rows[0]), g.top + int(kept_rows[-1]) + 1
+                pieces.append(Piece((top, bottom, left, right), own[kept_rows[0]:kept_rows[-1] + 1], number, row))
+            number += 1
     return pieces, None if pieces else "no digit: only specks"

@@ -415,8 +415,11 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
             if r["top"] is not None:
                 detail = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
             else:
-                detail = " ".join(f"{d['digit']}:{100 * d['confidence']:.0f}%{'[yellow]?[/]' if d['low_confidence'] else ''}"
-                                  for d in r["digits"])
+                lines: dict[int, list[str]] = {}  # each row of digits on its own line, as `read` shows them
+                for d in r["digits"]:
+                    mark_d = "[yellow]?[/]" if d["low_confidence"] else ""
+                    lines.setdefault(d.get("row", 0), []).append(f"{d['digit']}:{100 * d['confidence']:.0f}%{mark_d}")
+                detail = "\n".join(" ".join(lines[row]) for row in sorted(lines))
             table.add_row(escape(r["path"]), f"[bold]{r['text']}[/]{mark}", pct(r["confidence"], 1), detail)
     console.print(table)
     if show:
@@ -424,7 +427,8 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
         for r in results:
             if r.get("ink") is None:
                 continue
-            console.print(f"\n[bold]{escape(r['path'])}[/] → {r.get('text') or '(nothing read)'} · where the digits "
+            read = " / ".join(r.get("text", "").split("\n")) or "(nothing read)"  # rows on one line
+            console.print(f"\n[bold]{escape(r['path'])}[/] → {read} · where the digits "
                           "are:", highlight=False, soft_wrap=True)
             labels = [str(d["digit"]) for d in r.get("digits", [])]
             console.print(boxes_picture(r["ink"], r.get("ink_boxes", []), labels), highlight=False, markup=False,
