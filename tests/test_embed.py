@@ -79,12 +79,18 @@ def test_predict_imports_no_torch_and_reads_what_torch_reads(tmp_path, mnist):
         photo_like_scan(mnist["test"].images[i].numpy(), rng).save(folder / f"scan-{i:02d}.jpg", quality=85)
     for p in (REPO / "examples").glob("*.png"):
         (folder / p.name).write_bytes(p.read_bytes())
+    # The default reader (reader-6k) and a registry model's shipped ONNX file, in one process without torch.
     code = ("import json, sys; from typer.testing import CliRunner; from mnist_tiny.cli.app import app; "
-            "r = CliRunner().invoke(app, ['predict', sys.argv[1], '--json']); "
-            "print(json.dumps({'torch': 'torch' in sys.modules, 'rows': json.loads(r.stdout)}))")
-    done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120)
+            "d = CliRunner().invoke(app, ['predict', sys.argv[1], '--json']); "
+            "r = CliRunner().invoke(app, ['predict', sys.argv[1], '--json', '--model', sys.argv[2]]); "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'default': json.loads(d.stdout), "
+            "'rows': json.loads(r.stdout)}))")
+    done = subprocess.run([sys.executable, "-c", code, str(folder), mnist_tiny.DEFAULT_MODEL], capture_output=True,
+                          text=True, timeout=120)
     report = json.loads(done.stdout)
     assert report["torch"] is False, "predict with a shipped model must not import torch"
+    scans = [row for row in report["default"] if "scan-" in row["path"]]
+    assert sum(row["text"] == str(int(mnist["test"].labels[int(row["path"][-6:-4])])) for row in scans) >= 58
     # The same files read on torch (the model in PyTorch, the same temperature): the same text, the same confidences.
     from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx, torch_logits
     from mnist_tiny.reader.predict import predict_files

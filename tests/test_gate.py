@@ -24,9 +24,9 @@ def _page(draw, size=(160, 160)) -> Image.Image:
     return image
 
 
-def test_mnist_pngs_read_exactly_as_the_model_scores_them(tmp_path, mnist):
+@pytest.mark.parametrize("name", ["fast-6k", "reader-6k"])  # the registry's default, and what predict reads with
+def test_mnist_pngs_read_exactly_as_the_model_scores_them(tmp_path, mnist, name):
     from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
-    from mnist_tiny.models.registry import DEFAULT_MODEL
     from mnist_tiny.reader.predict import predict_files
 
     index = list(range(3, 10_000, 20))  # 500 test digits
@@ -34,7 +34,7 @@ def test_mnist_pngs_read_exactly_as_the_model_scores_them(tmp_path, mnist):
     for i in index:
         paths.append(tmp_path / f"{i:05d}.png")
         Image.fromarray(mnist["test"].images[i].numpy()).save(paths[-1])
-    reader = OnnxReader(shipped_onnx(DEFAULT_MODEL))
+    reader = OnnxReader(shipped_onnx(name))
     rows = predict_files(reader, paths)
     model = reader(mnist["test"].images[index].numpy()[:, None].astype(np.float32) / 255).argmax(1)
     read = [r.get("text") for r in rows]

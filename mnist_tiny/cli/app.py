@@ -230,6 +230,8 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print JSON inste
         from mnist_tiny.ui.render import console, models_table
 
         models_table(rows)
+        console.print("[dim]predict and serve read with reader-6k (fast-6k tuned on digits cut out of pages, "
+                      "docs/reading.md) unless --model names one of these.[/]", highlight=False)
         if reader_only:
             console.print("[dim]reader-only install: the models shipped with ONNX weights, which predict and serve "
                           "read with; pip install 'mnist-tiny\\[train]' adds training and your own models.[/]",
@@ -319,10 +321,10 @@ app.command("summarize", help="Alias of `params`.")(params)
 
 
 def reader_for(checkpoint: Optional[Path], model: Optional[str]):
-    """(name, logits function) for reading digits: an ONNX file, or a registry model's shipped ONNX file, runs on
-    onnxruntime without importing torch; a checkpoint or a user's model runs on torch."""
-    from mnist_tiny.embed.runtime import OnnxReader, have_onnxruntime, shipped_onnx, torch_logits
-    from mnist_tiny.models.registry import DEFAULT_MODEL
+    """(name, logits function) for reading digits: an ONNX file, a registry model's shipped ONNX file, or by default
+    the reader's own (READER_MODEL), runs on onnxruntime without importing torch; a checkpoint or a user's model
+    runs on torch."""
+    from mnist_tiny.embed.runtime import READER_MODEL, OnnxReader, have_onnxruntime, shipped_onnx, torch_logits
 
     if checkpoint is not None and checkpoint.suffix.lower() == ".onnx":
         if not have_onnxruntime():
@@ -330,7 +332,7 @@ def reader_for(checkpoint: Optional[Path], model: Optional[str]):
                             "(pip install onnxruntime)", 2)
         reader = OnnxReader(checkpoint)
         return reader.name, reader
-    shipped = shipped_onnx(model or DEFAULT_MODEL) if checkpoint is None else None
+    shipped = shipped_onnx(model or READER_MODEL) if checkpoint is None else None
     if shipped is not None and have_onnxruntime():
         reader = OnnxReader(shipped)
         return reader.name, reader

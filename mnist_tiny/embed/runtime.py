@@ -19,11 +19,20 @@ from mnist_tiny.evaluation.calibration import usable_temperature
 Logits = Callable[[np.ndarray], np.ndarray]  # N×1×28×28 float32 in [0, 1] → N×10 logits
 
 
+# What `predict`, `serve` and `mnist_tiny.read` read with unless told otherwise: the registry's default model,
+# tuned on digits as the reader cuts them out of pages (`reader/digits_train.py`, docs/reading.md).
+READER_MODEL = "reader-6k"
+
+
 def shipped_onnx(name: str) -> Path | None:
-    """The ONNX file shipped for a registry model (found without importing any model code), if there is one."""
+    """The ONNX file shipped for a registry model, or the reader's own (READER_MODEL), found without importing
+    any model code, if there is one."""
     if not name or "/" in name or ":" in name or name.endswith(".py"):
         return None
-    path = Path(str(resources.files("mnist_tiny.models") / "weights" / f"{name}.onnx"))
+    if name == READER_MODEL:
+        path = Path(str(resources.files("mnist_tiny.reader") / "digits.onnx"))
+    else:
+        path = Path(str(resources.files("mnist_tiny.models") / "weights" / f"{name}.onnx"))
     return path if path.is_file() else None
 
 
@@ -112,15 +121,11 @@ class OnnxReader:
         return out
 
     def _run(self, x: np.ndarray, seconds: float, what: str) -> np.ndarray:
-        import threading
-
         import onnxruntime as ort
 
         options = ort.RunOptions()
         options.log_severity_level = 4  # the deadline's "terminate flag" error is ours to report, in words
-        timer = threading.Timer(seconds, lambda: setattr(options, "terminate", True))
-        timer.daemon = True
-        timer.start()
+        key = WATCHDOG.watch(seconds, options)
         try:
             out = self.session.run([self.output], {self.input: x}, options)[0]
         except Exception as e:  # onnxruntime's own exception types: a graph that fails, or the deadline
@@ -128,8 +133,55 @@ class OnnxReader:
                 raise UserError(f"{self.label}: {what} did not finish within {seconds:.0f} s; refused") from None
             raise UserError(f"{self.label}: {what} failed ({str(e).splitlines()[0][:160]})") from None
         finally:
-            timer.cancel()
+            WATCHDOG.forget(key)
         return np.asarray(out)
+
+
+class Watchdog:
+    """One thread that sets the terminate flag of every run past its deadline. A timer thread per run cost the
+    server more than the model did (starting a thread: 1–3 ms a request on 2 busy cores, docs/embed.md)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._cond = threading.Condition()
+        self._runs: dict[int, tuple[float, object]] = {}
+        self._count = 0
+        self._pid = 0  # the process whose thread runs: a forked child starts its own
+
+    def watch(self, seconds: float, options) -> int:
+        import os
+        import threading
+        import time
+
+        with self._cond:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop, name="onnx-deadlines", daemon=True).start()
+            self._count += 1
+            self._runs[self._count] = (time.monotonic() + seconds, options)
+            self._cond.notify()
+            return self._count
+
+    def forget(self, key: int) -> None:
+        with self._cond:
+            self._runs.pop(key, None)
+
+    def _loop(self) -> None:
+        import time
+
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for key, (deadline, options) in list(self._runs.items()):
+                    if deadline <= now:
+                        options.terminate = True
+                        del self._runs[key]
+                soonest = min((deadline for deadline, _ in self._runs.values()), default=None)
+                self._cond.wait(None if soonest is None else soonest - now)
+
+
+WATCHDOG = Watchdog()
 
 
 def torch_logits(model, temperature=None) -> Logits:

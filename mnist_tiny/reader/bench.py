@@ -74,14 +74,13 @@ def one_marks(reader, data_dir: Path, count: int, seed: int, gate) -> dict:
 
 
 def main() -> None:
-    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
-    from mnist_tiny.models.registry import DEFAULT_MODEL
+    from mnist_tiny.embed.runtime import READER_MODEL, OnnxReader, shipped_onnx
     from mnist_tiny.reader.gate import shipped_gate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="one-mark images")
     parser.add_argument("--seed", type=int, default=4242)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=READER_MODEL)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MNIST_TINY_DATA_DIR", "data")))
     args = parser.parse_args()
     reader = OnnxReader(shipped_onnx(args.model))

@@ -315,11 +315,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def read(images, model: str | None = None, expect: str = "auto", top_k: int = 3) -> list[dict[str, Any]]:
     """`mnist-tiny predict --json` as a function: the digits or numbers in image files (a path, or several, or
-    directories), read by a shipped model (default: the default one) on onnxruntime, without torch."""
-    from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
-    from mnist_tiny.models.registry import DEFAULT_MODEL
+    directories), read by a shipped model (default: the reader's own, READER_MODEL) on onnxruntime, without torch."""
+    from mnist_tiny.embed.runtime import READER_MODEL, OnnxReader, shipped_onnx
 
-    path = shipped_onnx(model or DEFAULT_MODEL)
+    path = shipped_onnx(model or READER_MODEL)
     if path is None:
         raise UserError(f"model {model!r}: no shipped ONNX file to read with; `mnist-tiny models` lists them", 2)
     paths = [images] if isinstance(images, (str, Path)) else list(images)
