@@ -26,9 +26,11 @@ def test_shipped_weights_meet_their_recorded_accuracy(name, mnist):
         x = images.unsqueeze(1).float() / 255  # N×1×28×28 in [0, 1], nothing else
         correct = sum(int((model(x[i:i + 1000]).argmax(1) == labels[i:i + 1000]).sum()) for i in range(0, 10000, 1000))
     assert correct / 10000 >= meta["test_acc"] - 0.0005
-    # the shipped run is one of the recorded sweep's runs (its figure is among theirs)
-    assert meta["seed"] in meta["sweep"]["seeds"]
-    assert min(abs(t - meta["test_acc"]) for t in meta["sweep"]["test_acc"]) < 1e-4
+    # the shipped run is one of the recorded sweep's runs (its figure is among theirs); where the headline sweep was
+    # measured again later (more seeds, another machine), the sweep it came from is kept as `shipped_from`
+    source = meta.get("shipped_from", meta["sweep"])
+    assert meta["seed"] in source["seeds"]
+    assert min(abs(t - meta["test_acc"]) for t in source["test_acc"]) < 1e-4
 
 
 @pytest.mark.parametrize("name", [mnist_tiny.DEFAULT_MODEL, "s6-compact", "s6-attention"])
