@@ -148,6 +148,15 @@ class Watchdog:
         self._runs: dict[int, tuple[float, object]] = {}
         self._count = 0
         self._pid = 0  # the process whose thread runs: a forked child starts its own
+        import os
+
+        # A child forked while the thread held the lock would inherit it held: it gets a fresh lock and no runs.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        import threading
+
+        self._cond, self._runs, self._pid = threading.Condition(), {}, 0
 
     def watch(self, seconds: float, options) -> int:
         import os
