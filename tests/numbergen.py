@@ -99,12 +99,16 @@ def _paper(h: int, w: int, rng: np.random.Generator, kind: str, shadow: bool = F
 def number_image(digits: list[int], rng: np.random.Generator, mnist_pool: dict[int, list[np.ndarray]] | None,
                  paper: str = "tinted", shadow: bool = False, gaps: tuple[float, float] = (-0.05, 0.5)) -> Image.Image:
     """A number written on paper: MNIST digits from `mnist_pool` (digit → 28×28 uint8 images), else drawn ones."""
-    if mnist_pool is not None:
-        glyphs = [mnist_pool[d][int(rng.integers(len(mnist_pool[d])))] / 255.0 for d in digits]
-    else:
-        glyphs = [drawn_digit(d, rng) for d in digits]
+    glyphs = _glyphs(digits, rng, mnist_pool)
     height = int(rng.integers(50, 120))
     return on_paper(number_strip(glyphs, rng, height, gaps), rng, paper, shadow=shadow)
+
+
+def _glyphs(digits: list[int], rng: np.random.Generator, mnist_pool) -> list[np.ndarray]:
+    """Each digit in one hand: an MNIST digit from `mnist_pool` (digit → 28×28 uint8 images), else a drawn one."""
+    if mnist_pool is not None:
+        return [mnist_pool[d][int(rng.integers(len(mnist_pool[d])))] / 255.0 for d in digits]
+    return [drawn_digit(d, rng) for d in digits]
 
 
 def rows_image(rows: list[list[int]], rng: np.random.Generator, mnist_pool: dict[int, list[np.ndarray]] | None,
@@ -115,9 +119,7 @@ def rows_image(rows: list[list[int]], rng: np.random.Generator, mnist_pool: dict
     height = int(rng.integers(40, 90))
     strips = []
     for digits in rows:
-        glyphs = ([mnist_pool[d][int(rng.integers(len(mnist_pool[d])))] / 255.0 for d in digits]
-                  if mnist_pool is not None else [drawn_digit(d, rng) for d in digits])
-        strips.append(_tight_rows(number_strip(glyphs, rng, height, gaps)))
+        strips.append(_tight_rows(number_strip(_glyphs(digits, rng, mnist_pool), rng, height, gaps)))
     indents = [int(rng.uniform(0, 0.5) * height) for _ in strips]
     gaps_between = [int(rng.uniform(*spacing) * height) for _ in strips[1:]]
     pad = int(0.2 * height)

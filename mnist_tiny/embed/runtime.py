@@ -7,6 +7,9 @@ another kind was asked for.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -142,30 +145,20 @@ class Watchdog:
     server more than the model did (starting a thread: 1–3 ms a request on 2 busy cores, docs/embed.md)."""
 
     def __init__(self) -> None:
-        import threading
-
-        self._cond = threading.Condition()
-        self._runs: dict[int, tuple[float, object]] = {}
-        self._count = 0
-        self._pid = 0  # the process whose thread runs: a forked child starts its own
-        import os
-
-        # A child forked while the thread held the lock would inherit it held: it gets a fresh lock and no runs.
+        self._forked()
+        # A child forked while the thread held the lock would inherit it held, and not the thread: it starts anew.
         os.register_at_fork(after_in_child=self._forked)
 
     def _forked(self) -> None:
-        import threading
-
-        self._cond, self._runs, self._pid = threading.Condition(), {}, 0
+        self._cond = threading.Condition()
+        self._runs: dict[int, tuple[float, object]] = {}
+        self._count = 0
+        self._started = False  # the thread starts with the first run of this process
 
     def watch(self, seconds: float, options) -> int:
-        import os
-        import threading
-        import time
-
         with self._cond:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if not self._started:
+                self._started = True
                 threading.Thread(target=self._loop, name="onnx-deadlines", daemon=True).start()
             self._count += 1
             self._runs[self._count] = (time.monotonic() + seconds, options)
@@ -177,8 +170,6 @@ class Watchdog:
             self._runs.pop(key, None)
 
     def _loop(self) -> None:
-        import time
-
         with self._cond:
             while True:
                 now = time.monotonic()

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-NAME = "reader-6k"  # what `predict` calls it; `--model reader-6k` asks for it by name
 HYPER = {
     "base": "fast-6k",  # the registry model whose shipped weights are tuned
     "crops": 30_000,  # reader crops for training, generated once, in memory
@@ -43,8 +42,11 @@ def train(data_dir: Path, out: Path, hyper: dict) -> dict:
 
     from mnist_tiny.data.augment import random_affine
     from mnist_tiny.data.mnist import load_mnist
+    from mnist_tiny.embed.runtime import READER_MODEL
     from mnist_tiny.evaluation.calibration import fit_temperature
+    from mnist_tiny.evaluation.metrics import logits_for
     from mnist_tiny.models.hub import get_model
+    from mnist_tiny.models.registry import count_params
     from mnist_tiny.reader.digits_data import VAL_SPAN, digit_crops
 
     started = time.time()
@@ -83,21 +85,21 @@ def train(data_dir: Path, out: Path, hyper: dict) -> dict:
 
     def logits(x: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            return torch.cat([model(x[i:i + 2000].unsqueeze(1).float() / 255) for i in range(0, len(x), 2000)]).numpy()
+            return logits_for(model, x, torch.device("cpu")).numpy()
 
     val_mnist = logits(images[VAL_SPAN]), labels[VAL_SPAN].numpy()
     val_crops = logits(vx), vy.numpy()
     temperature = fit_temperature(np.concatenate([val_mnist[0], val_crops[0]]).astype(np.float64),
                                   np.concatenate([val_mnist[1], val_crops[1]]))
-    report = {"name": NAME, "base": hyper["base"], "temperature": temperature,
+    report = {"name": READER_MODEL, "base": hyper["base"], "temperature": temperature,
               "val_mnist_acc": float((val_mnist[0].argmax(1) == val_mnist[1]).mean()),
               "val_crops_acc": float((val_crops[0].argmax(1) == val_crops[1]).mean()),
               "test_acc": float((logits(data["test"].images).argmax(1) == data["test"].labels.numpy()).mean()),
-              "params": sum(p.numel() for p in model.parameters()), "generate_s": round(generated, 1),
+              "params": count_params(model), "generate_s": round(generated, 1),
               "seconds": round(time.time() - started, 1), "hyper": hyper}
     from mnist_tiny.embed.export import export_onnx
 
-    export_onnx(model, out, {"model": NAME, "base": hyper["base"], "temperature": f"{temperature:.6f}",
+    export_onnx(model, out, {"model": READER_MODEL, "base": hyper["base"], "temperature": f"{temperature:.6f}",
                              "test_acc": f"{report['test_acc']:.4f}",
                              "training": json.dumps({k: v for k, v in report.items() if k != "name"})})
     return report

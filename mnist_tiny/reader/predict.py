@@ -213,9 +213,10 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
                 gate: Any = "shipped") -> list[dict[str, Any]]:
     """Classify every candidate crop of `found` ((result index, Layout, boxes in the image's pixels)) in batches,
     choose each image's reading (`Layout.best`) and fill in its result: `text` (the digits, left to right; rows
-    top to bottom, joined by a newline), `digit` (a lone digit's value; null for several), `confidence` (the chance that the whole text is right: the
-    digits' product), `top` (a lone digit's top-k), `digits` (each with its box [x0, y0, x1, y1] in the image's
-    pixels, its row from 0 and top-k), `low_confidence` (some digit under LOW_CONFIDENCE)."""
+    top to bottom, joined by a newline), `digit` (a lone digit's value; null for several), `confidence` (the
+    chance that the whole text is right: the digits' product), `top` (a lone digit's top-k), `digits` (each with
+    its box [x0, y0, x1, y1] in the image's pixels, its row from 0 and top-k), `low_confidence` (some digit under
+    LOW_CONFIDENCE)."""
     k = max(1, min(top_k, 10))
     temperature = temperature or float(getattr(logits, "temperature", 1.0))
     flat = [(i, j) for i, (_, layout, _) in enumerate(found) for j in range(len(layout.crops))]
@@ -256,12 +257,17 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
     return results
 
 
-def text_of(digits: list[dict[str, Any]]) -> str:
-    """The digits read, row by row: a row's digits left to right, rows joined by a newline."""
-    lines: dict[int, str] = {}
+def digit_rows(digits: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The digits read, row by row from the top (each row left to right, as read)."""
+    rows: dict[int, list[dict[str, Any]]] = {}
     for d in digits:
-        lines[d.get("row", 0)] = lines.get(d.get("row", 0), "") + str(d["digit"])
-    return "\n".join(lines[row] for row in sorted(lines))
+        rows.setdefault(d.get("row", 0), []).append(d)
+    return [rows[row] for row in sorted(rows)]
+
+
+def text_of(digits: list[dict[str, Any]]) -> str:
+    """The text of a reading: a row's digits left to right, rows joined by a newline."""
+    return "\n".join("".join(str(d["digit"]) for d in row) for row in digit_rows(digits))
 
 
 def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any) -> None:

@@ -3,9 +3,9 @@
 The ink map is `images.paper_to_ink`'s: light ink on a zero background. Steps, each a function below:
 `remove_lines` (ruled or squared paper: long thin runs that repeat; strokes thicker than the line stay) →
 `components` (8-connected ink, by runs of pixels) → `group` (a digit's strokes overlap in x and lie close: a 5's
-bar, a 4 in two strokes) → the reasons there is no digit (specks, texture, noise) → `rows` (top to bottom) → `cuts` (a blob
-wider than a narrow digit may be touching digits: cut at its thinnest columns). `spans` and `join` then offer the
-runs of pieces that may each be one digit; the reader lets the model choose (`reader.predict.Layout`).
+bar, a 4 in two strokes) → the reasons there is no digit (specks, texture, noise) → `rows` (top to bottom) →
+`cuts` (a blob wider than a narrow digit may be touching digits: cut at its thinnest columns). `spans` and `join`
+then offer the runs of pieces that may each be one digit; the reader lets the model choose (`reader.predict.Layout`).
 All numpy, no torch and no OpenCV: milliseconds on the reader's ≤512-pixel working image (docs/reading.md).
 """
 
@@ -263,16 +263,11 @@ def rows(groups: list[Blob]) -> list[list[Blob]]:
     height = float(np.median([g.height for g in groups]))
     lines: list[list[Blob]] = []
 
-    def band(line: list[Blob]) -> tuple[float, float]:
-        centre = float(np.median([(g.top + g.bottom) / 2 for g in line]))
-        tall = float(np.median([g.height for g in line]))
-        return centre - 0.6 * tall, centre + 0.6 * tall
-
     def home(g: Blob) -> list[Blob] | None:
         for line in lines:
-            top, bottom = band(line)
+            centre = float(np.median([(m.top + m.bottom) / 2 for m in line]))
             tall = float(np.median([m.height for m in line]))
-            if min(g.bottom, bottom) - max(g.top, top) >= 0.5 * min(g.height, tall):
+            if min(g.bottom, centre + 0.6 * tall) - max(g.top, centre - 0.6 * tall) >= 0.5 * min(g.height, tall):
                 return line
         return None
 
@@ -340,9 +335,9 @@ def join(pieces: list[Piece]) -> Piece:
 
 
 def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> tuple[list[Piece], str | None]:
-    """The digits of an ink map, row by row from the top and left to right in a row, each with its own ink (neighbours masked out); or no pieces and
-    the reason there is no digit. `expect`: "auto", or "many" to cut a lone wide blob into at least two.
-    `ruled`: lines were removed from this ink."""
+    """The digits of an ink map, row by row from the top and left to right in a row, each with its own ink
+    (neighbours masked out); or no pieces and the reason there is no digit. `expect`: "auto", or "many" to cut a
+    lone wide blob into at least two. `ruled`: lines were removed from this ink."""
     mask = ink > THRESHOLD
     if not mask.any():
         return [], "no ink left once the paper and its lines are removed"

@@ -396,7 +396,7 @@ def digit_picture(image, color: bool) -> str:
 
 
 def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None:
-    from mnist_tiny.reader.predict import LOW_CONFIDENCE
+    from mnist_tiny.reader.predict import LOW_CONFIDENCE, digit_rows
 
     table = Table(title=f"predictions · {escape(model)}", title_justify="left",
                   caption=f"? = low confidence (a digit under {100 * LOW_CONFIDENCE:.0f}%)"
@@ -415,11 +415,9 @@ def predict_table(results: list[dict[str, Any]], model: str, show: bool) -> None
             if r["top"] is not None:
                 detail = "\n".join(f"{d} [cyan]{'█' * max(1, round(10 * p)):<10}[/] {100 * p:5.1f}%" for d, p in r["top"])
             else:
-                lines: dict[int, list[str]] = {}  # each row of digits on its own line, as `read` shows them
-                for d in r["digits"]:
-                    mark_d = "[yellow]?[/]" if d["low_confidence"] else ""
-                    lines.setdefault(d.get("row", 0), []).append(f"{d['digit']}:{100 * d['confidence']:.0f}%{mark_d}")
-                detail = "\n".join(" ".join(lines[row]) for row in sorted(lines))
+                detail = "\n".join(" ".join(  # each row of digits on its own line, as `read` shows them
+                    f"{d['digit']}:{100 * d['confidence']:.0f}%{'[yellow]?[/]' if d['low_confidence'] else ''}"
+                    for d in row) for row in digit_rows(r["digits"]))
             table.add_row(escape(r["path"]), f"[bold]{r['text']}[/]{mark}", pct(r["confidence"], 1), detail)
     console.print(table)
     if show:
