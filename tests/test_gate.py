@@ -96,3 +96,22 @@ def test_the_server_refuses_a_letter_with_its_reason():
     _page(lambda d: d.text((30, 10), "A", fill=20, font=ImageFont.truetype(FONT, 120))).save(buffer, "PNG")
     answer = client.post("/predict", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
     assert answer.status_code == 422 and "letter or symbol" in answer.json()["detail"]
+
+
+def test_what_the_gate_doubts_is_flagged_and_few_digits_pay_for_it(mnist):
+    """Between refusing and trusting: a mark whose chance of being a digit is under the gate's `threshold_flag` is
+    read and flagged. On 600 one-mark images of the gate's validation sources (other writers, fonts and seeds than
+    its training), non-digits are refused or flagged far more often than by refusal alone, and digits read right
+    are seldom flagged."""
+    from mnist_tiny.embed.runtime import READER_MODEL, OnnxReader, shipped_onnx
+    from mnist_tiny.reader.bench import one_marks
+    from mnist_tiny.reader.gate import shipped_gate
+
+    gate = shipped_gate()
+    assert gate.threshold_mnist <= gate.threshold < gate.threshold_flag <= 0.5
+    from conftest import DATA_DIR
+
+    figures = one_marks(OnnxReader(shipped_onnx(READER_MODEL)), DATA_DIR, 600, 4343, gate)
+    assert figures["non_digits_refused_or_flagged"] >= 0.95, figures  # refusal alone: ~0.92
+    assert figures["non_digits_refused_or_flagged"] > figures["non_digits_refused"] + 0.03, figures
+    assert figures["digits_right_flagged"] <= 0.03 and figures["digits_read_right"] >= 0.97, figures

@@ -4,8 +4,8 @@
 
 - MNIST test digits saved as PNG (every 5th): the reader's reading against the model on the same tensors;
 - one-mark images generated as the gate's validation set is (`gate_data.pages`, validation sources: MNIST training
-  digits 55,000–59,999, other fonts, other seeds): digits read right, and the non-digits refused (no text) and
-  refused or flagged (low confidence), per kind;
+  digits 55,000–59,999, other fonts, other seeds): digits read right (and, of those, flagged all the same), and
+  the non-digits refused (no text) and refused or flagged (low confidence), per kind;
 - the time a read takes, for the server's sake.
 
 Prints JSON; docs/reading.md has the figures and the command.
@@ -52,7 +52,8 @@ def mnist_pngs(reader, data_dir: Path, gate) -> dict:
     labels = test.labels[index].numpy()
     model = reader(test.images[index].numpy()[:, None].astype(np.float32) / 255).argmax(1)
     read = np.array([int(r["text"]) if len(r.get("text", "")) == 1 else -1 for r in rows])
-    return {"images": len(index), "reader": float((read == labels).mean()), "model": float((model == labels).mean())}
+    return {"images": len(index), "reader": float((read == labels).mean()), "model": float((model == labels).mean()),
+            "flagged": float(np.mean([bool(r.get("low_confidence")) for r in rows]))}
 
 
 def one_marks(reader, data_dir: Path, count: int, seed: int, gate) -> dict:
@@ -63,6 +64,9 @@ def one_marks(reader, data_dir: Path, count: int, seed: int, gate) -> dict:
     out: dict = {"images": len(made)}
     digits = [(r, label) for r, (_, kind, label) in zip(rows, made) if kind == "digit"]
     out["digits_read_right"] = float(np.mean([r.get("text") == str(label) for r, label in digits]))
+    # what a flag costs: the digits read right that are flagged all the same
+    out["digits_right_flagged"] = float(np.mean([bool(r.get("low_confidence")) for r, label in digits
+                                                 if r.get("text") == str(label)]))
     others = [(r, kind) for r, (_, kind, _) in zip(rows, made) if kind != "digit"]
     out["non_digits_refused"] = float(np.mean([not r.get("text") for r, _ in others]))
     out["non_digits_refused_or_flagged"] = float(np.mean([not r.get("text") or r.get("low_confidence")

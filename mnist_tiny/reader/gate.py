@@ -42,8 +42,8 @@ def gate_path() -> Path:
 
 class Gate:
     """`gate.onnx` on onnxruntime: crops N×1×28×28 and features N×2 → N×len(CLASSES) probabilities.
-    `threshold`: below this chance of "digit", a mark is not read as one (chosen on the validation set:
-    docs/reading.md)."""
+    `threshold`: below this chance of "digit", a mark is not read as one; below `threshold_flag` it is read and
+    flagged (both chosen on the validation set: docs/reading.md)."""
 
     def __init__(self, path: Path | None = None, threads: int | None = 1):
         import json
@@ -65,6 +65,7 @@ class Gate:
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.threshold = float(meta.get("threshold", 0.5))
         self.threshold_mnist = float(meta.get("threshold_mnist", self.threshold))  # images in MNIST's format
+        self.threshold_flag = float(meta.get("threshold_flag", self.threshold))  # below it, read and flagged
         self.classes = tuple(json.loads(meta["classes"])) if "classes" in meta else CLASSES
 
     def __call__(self, crops: np.ndarray, feats: np.ndarray) -> np.ndarray:

@@ -295,8 +295,11 @@ def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any) -> None:
                           reason=reason)
             result.pop("inputs", None)
             continue
+        # Read, but the gate doubts it is a digit: a flag, as low confidence is. In MNIST's format a mark is refused
+        # only below what every MNIST digit clears, and flagged below what refuses a mark elsewhere.
+        doubt = gate.threshold if layout.as_is else gate.threshold_flag
         for digit, p, out in zip(result["digits"], mine, refused):
-            if out:  # read, but the gate doubts it is a digit: a flag, as low confidence is
+            if out or p[0] < doubt:
                 digit["low_confidence"] = True
                 digit["not_digit"] = float(1 - p[0])
         result["low_confidence"] = any(d["low_confidence"] for d in result["digits"])
