@@ -36,9 +36,15 @@ ROW_STYLES = {  # numbers on 2–3 rows of one page: name → (handwriting, pape
 }
 
 
-def mnist_pool(data_dir: str, hidden: bool) -> dict[int, list[np.ndarray]]:
+def mnist_pool(data_dir: str, hidden: bool, validation: bool = False) -> dict[int, list[np.ndarray]]:
+    """Handwritten digits by value: MNIST test digits 0–4,999 (the tests), 5,000–9,999 (`hidden`), or, to choose
+    a reader's design on (`validation`), training digits 55,000–59,999, which reader-6k never trained on."""
     from mnist_tiny.data.mnist import load_mnist
 
+    if validation:
+        train = load_mnist(Path(data_dir), False, test=False)["train"]
+        images, labels = train.images[55_000:].numpy(), train.labels[55_000:].numpy()
+        return {d: list(images[labels == d]) for d in range(10)}
     test = load_mnist(Path(data_dir), False)["test"]
     span = slice(5000, 10000) if hidden else slice(0, 5000)
     images, labels = test.images[span].numpy(), test.labels[span].numpy()
@@ -130,13 +136,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--count", type=int, default=40, help="numbers per style")
     parser.add_argument("--hidden", action="store_true")
+    parser.add_argument("--validation", action="store_true",
+                        help="numbers of MNIST training digits 55,000-59,999 (to choose on; single digits: 0)")
     parser.add_argument("--model", default="fast-11k")
     parser.add_argument("--keep", type=Path)
     parser.add_argument("--single", type=int, default=500, help="photo-like scans of single digits")
     parser.add_argument("--rows", type=int, default=40, help="pages of 2–3 rows per row style")
     args = parser.parse_args()
     reader = OnnxReader(shipped_onnx(args.model))
-    pool = mnist_pool(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data"), args.hidden)
+    pool = mnist_pool(os.environ.get("MNIST_TINY_DATA_DIR", "../shared/data"), args.hidden, args.validation)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -149,7 +157,7 @@ def main() -> None:
         from mnist_tiny.reader.predict import predict_files
 
         refused = predict_files(reader, [folder / f"none-{n}.png" for n in blanks])
-        singles = single_digits(folder, args.seed, args.single, args.hidden, reader)
+        singles = single_digits(folder, args.seed, args.single, args.hidden, reader) if args.single else {}
     total = [ok for oks in by_style.values() for ok in oks]
     report = {"model": args.model, "seed": args.seed, "hidden": args.hidden,
               "numbers_exact": sum(total) / len(total), "numbers": len(total),

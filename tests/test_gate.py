@@ -113,5 +113,8 @@ def test_what_the_gate_doubts_is_flagged_and_few_digits_pay_for_it(mnist):
 
     figures = one_marks(OnnxReader(shipped_onnx(READER_MODEL)), DATA_DIR, 600, 4343, gate)
     assert figures["non_digits_refused_or_flagged"] >= 0.95, figures  # refusal alone: ~0.92
+    # Refusal is judged on the classifier's own cut: judged on the cut chosen with the gate's help, a letter is cut
+    # into strokes the gate passes as digits (refused ~0.73 on the bench, ~0.87 judged right).
+    assert figures["non_digits_refused"] >= 0.83, figures
     assert figures["non_digits_refused_or_flagged"] > figures["non_digits_refused"] + 0.03, figures
-    assert figures["digits_right_flagged"] <= 0.03 and figures["digits_read_right"] >= 0.97, figures
+    assert figures["digits_right_flagged"] <= 0.04 and figures["digits_read_right"] >= 0.97, figures

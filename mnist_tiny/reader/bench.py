@@ -6,6 +6,7 @@
 - one-mark images generated as the gate's validation set is (`gate_data.pages`, validation sources: MNIST training
   digits 55,000–59,999, other fonts, other seeds): digits read right (and, of those, flagged all the same), and
   the non-digits refused (no text) and refused or flagged (low confidence), per kind;
+- digits drawn on a pad (strokes of every width) on white, dark and transparent backgrounds: read right;
 - the time a read takes, for the server's sake.
 
 Prints JSON; docs/reading.md has the figures and the command.
@@ -77,12 +78,51 @@ def one_marks(reader, data_dir: Path, count: int, seed: int, gate) -> dict:
     return out
 
 
+def pad_digits(reader, count: int, seed: int, gate) -> dict:
+    """Digits drawn on a pad, stroke by stroke (`reader.strokes`, pens of 2–24% of the digit's size, 40–300 px,
+    margins of any size), saved as PNG in turn dark on white, light on dark, and dark strokes on a transparent
+    background: the share read right, per background."""
+    import io
+
+    from PIL import Image
+
+    from mnist_tiny.reader.images import decode_image
+    from mnist_tiny.reader.strokes import STROKES, drawn
+
+    rng = np.random.default_rng(seed)
+    backgrounds = ("white", "dark", "transparent")
+    greys, labels = [], []
+    for i in range(count):
+        digit, size = int(rng.integers(0, 10)), int(rng.integers(40, 300))
+        ink = np.pad(drawn(STROKES[digit], rng, size, (2, 24)), int(rng.integers(2, size // 2 + 3)))
+        background = backgrounds[i % 3]
+        if background == "white":
+            image = Image.fromarray((255 - ink * 235).astype(np.uint8))
+        elif background == "dark":
+            image = Image.fromarray((20 + ink * 230).astype(np.uint8))
+        else:
+            alpha = Image.fromarray((ink * 255).astype(np.uint8))
+            black = Image.new("L", alpha.size, 0)
+            image = Image.merge("RGBA", (black, black, black, alpha))
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        greys.append(decode_image(io.BytesIO(buffer.getvalue()), "png"))
+        labels.append(digit)
+    rows = read_greys(reader, greys, gate)
+    right = np.array([r.get("text") == str(label) for r, label in zip(rows, labels)])
+    out = {"images": count, "read_right": float(right.mean())}
+    for k, background in enumerate(backgrounds):
+        out[background] = float(right[k::3].mean())
+    return out
+
+
 def main() -> None:
     from mnist_tiny.embed.runtime import READER_MODEL, OnnxReader, shipped_onnx
     from mnist_tiny.reader.gate import shipped_gate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="one-mark images")
+    parser.add_argument("--pad", type=int, default=1500, help="digits drawn on a pad")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--model", default=READER_MODEL)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MNIST_TINY_DATA_DIR", "data")))
@@ -92,7 +132,8 @@ def main() -> None:
     for name, gate in (("rules only", None), ("with the gate", shipped_gate())):
         started = time.perf_counter()
         report[name] = {"mnist_png": mnist_pngs(reader, args.data_dir, gate),
-                        "one_mark": one_marks(reader, args.data_dir, args.count, args.seed, gate)}
+                        "one_mark": one_marks(reader, args.data_dir, args.count, args.seed, gate),
+                        "pad": pad_digits(reader, args.pad, args.seed, gate)}
         report[name]["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=1))
 

@@ -52,7 +52,12 @@ def expand_inputs(paths: Iterable[Path]) -> list[tuple[Path, str | None]]:
 
 
 LOW_CONFIDENCE = 0.7  # a digit read with less (calibrated) confidence is flagged
-JOIN_COST = 1.0  # log-odds against reading separate blobs as one digit
+# How a number is cut into digits (`Layout.best`): the classifier's log-confidence in each span's digit, plus
+# GATE_WEIGHT × the gate's log-chance that the span is a digit at all (a third of a 0 is a confident 1 to a
+# classifier and a stroke to the gate), against these priors. Chosen together on generated validation numbers
+# (docs/reading.md): without the gate, 1.0 and 0.5.
+GATE_WEIGHT = 0.25
+JOIN_COST = 0.5  # log-odds against reading separate blobs as one digit
 CUT_COST = 0.5  # and against cutting a connected blob (touching digits)
 WIDE, WIDE_COST = 1.4, 2.0  # and, per unit of width over WIDE heights, against one digit that wide
 
@@ -219,17 +224,31 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
     LOW_CONFIDENCE)."""
     k = max(1, min(top_k, 10))
     temperature = temperature or float(getattr(logits, "temperature", 1.0))
+    if gate == "shipped":
+        from mnist_tiny.reader.gate import shipped_gate
+
+        gate = shipped_gate()
     flat = [(i, j) for i, (_, layout, _) in enumerate(found) for j in range(len(layout.crops))]
     probs: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    doubt: dict[tuple[int, int], np.ndarray] = {}  # the gate's probabilities for every candidate
     for start in range(0, len(flat), batch_size):
         chunk = flat[start:start + batch_size]
-        batch = np.stack([found[i][1].crops[j] for i, j in chunk])[:, None]
-        raw = logits(batch).astype(np.float64)
+        crops = np.stack([found[i][1].crops[j] for i, j in chunk])
+        raw = logits(crops[:, None]).astype(np.float64)
         # The reading is chosen on the raw softmax (what the costs are in); confidences are the calibrated ones.
         for key, sure, row in zip(chunk, softmax(raw).max(1), softmax(raw / temperature)):
             probs[key] = sure, row
+        if gate is not None:
+            feats = np.stack([found[i][1].features[j] for i, j in chunk])
+            doubt.update(zip(chunk, gate(crops, feats)))
     for i, (index, layout, boxes) in enumerate(found):
-        chosen = layout.best(np.log(np.array([probs[i, j][0] for j in range(len(layout.crops))]) + 1e-12))
+        score = np.log(np.array([probs[i, j][0] for j in range(len(layout.crops))]) + 1e-12)
+        chosen = judged = layout.best(score)
+        if gate is not None and len(layout.crops) > 1:
+            # Whether the image holds digits at all is judged on the classifier's own cut (`judged`): a cut chosen
+            # with the gate's help would find digit-like strokes in a letter. The digits are read on the other.
+            chosen = layout.best(score + GATE_WEIGHT * np.log(np.array([doubt[i, j][0] for j in
+                                                                          range(len(layout.crops))]) + 1e-6))
         rows = {j: probs[i, j][1] for j in chosen}
         digits = []
         line_of = {row: n for n, row in enumerate(sorted({layout.row(j) for j in chosen}))}  # rows read, from 0
@@ -242,7 +261,7 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
         if not digits:
             result.update(text="", digit=None, confidence=None, digits=[], reason="no digit: only specks")
             continue
-        result["_chosen"] = chosen
+        result["_chosen"], result["_judged"] = chosen, judged
         result.update(text=text_of(digits),
                       digit=digits[0]["digit"] if len(digits) == 1 else None,
                       confidence=float(np.prod([d["confidence"] for d in digits])),
@@ -253,7 +272,7 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             scale = layout.ink.shape[1] / layout.width
             result["ink"] = layout.ink
             result["ink_boxes"] = [tuple(round(v * scale) for v in layout.boxes[j]) for j in chosen]
-    _apply_gate(found, results, gate)
+    _apply_gate(found, results, gate, doubt)
     return results
 
 
@@ -270,23 +289,20 @@ def text_of(digits: list[dict[str, Any]]) -> str:
     return "\n".join("".join(str(d["digit"]) for d in row) for row in digit_rows(digits))
 
 
-def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any) -> None:
-    """Ask the gate (`reader.gate`) whether each digit read is a digit at all, in one batch for every image: an
+def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any, doubt: dict) -> None:
+    """What the gate (`reader.gate`) said of each digit read (`doubt`: its probabilities per (found, crop)): an
     image whose marks are not digits gets its reason instead of a reading; a mark refused among digits is flagged."""
-    from mnist_tiny.reader.gate import judge, shipped_gate
+    from mnist_tiny.reader.gate import judge
 
-    gate = shipped_gate() if gate == "shipped" else gate
-    picked = [(index, layout, results[index].pop("_chosen")) for index, layout, _ in found
-              if "_chosen" in results[index]]
+    picked = [(i, index, layout, results[index].pop("_chosen"), results[index].pop("_judged"))
+              for i, (index, layout, _) in enumerate(found) if "_chosen" in results[index]]
     if gate is None or not picked:
         return
-    crops = np.stack([layout.crops[j] for _, layout, chosen in picked for j in chosen])
-    feats = np.stack([layout.features[j] for _, layout, chosen in picked for j in chosen])
-    probs = gate(crops, feats)
-    at = 0
-    for index, layout, chosen in picked:
-        mine, at = probs[at:at + len(chosen)], at + len(chosen)
-        refused, reason = judge(mine, gate.threshold_mnist if layout.as_is else gate.threshold)
+    for i, index, layout, chosen, judged in picked:
+        threshold = gate.threshold_mnist if layout.as_is else gate.threshold
+        _, reason = judge(np.array([doubt[i, j] for j in judged]), threshold)
+        mine = np.array([doubt[i, j] for j in chosen])
+        refused, _ = judge(mine, threshold)
         if layout.expect == "one" and not layout.as_is:
             reason = None  # --expect one: the user says it is one digit; the gate's doubt stays a flag
         result = results[index]
@@ -297,9 +313,9 @@ def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any) -> None:
             continue
         # Read, but the gate doubts it is a digit: a flag, as low confidence is. In MNIST's format a mark is refused
         # only below what every MNIST digit clears, and flagged below what refuses a mark elsewhere.
-        doubt = gate.threshold if layout.as_is else gate.threshold_flag
+        flag_below = gate.threshold if layout.as_is else gate.threshold_flag
         for digit, p, out in zip(result["digits"], mine, refused):
-            if out or p[0] < doubt:
+            if out or p[0] < flag_below:
                 digit["low_confidence"] = True
                 digit["not_digit"] = float(1 - p[0])
         result["low_confidence"] = any(d["low_confidence"] for d in result["digits"])
