@@ -13,6 +13,7 @@ import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
 from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink, resize_area
+from mnist_tiny.reader.line_data import line_of
 from mnist_tiny.reader.segment import MAX_DIGITS, digit_height, find_digits, join, remove_lines, spans
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -60,6 +61,9 @@ GATE_WEIGHT = 0.25
 JOIN_COST = 0.5  # log-odds against reading separate blobs as one digit
 CUT_COST = 0.5  # and against cutting a connected blob (touching digits)
 WIDE, WIDE_COST = 1.4, 2.0  # and, per unit of width over WIDE heights, against one digit that wide
+# A row is read whole by the line reader (`reader.line`) instead, where the two disagree and the line reader's path
+# is this many times likelier than the cut's digits together (chosen on generated validation numbers).
+LINE_MARGIN = 4.0
 
 
 @dataclass
@@ -79,6 +83,9 @@ class Layout:
     features: list | None = None  # per span: what the gate sees beside the crop (`gate.features`)
     as_is: bool = False  # an image in MNIST's own format, read as it is (`mnist_format`)
     rows: list[int] | None = None  # per piece: its row, top to bottom (spans never cross rows)
+    lines: list[np.ndarray] | None = None  # per row: its ink as the line reader reads it (`line_data.line_of`)
+    line_boxes: list[tuple[int, int, int, int]] | None = None  # per row: where in the ink map its line was cut
+    scale: tuple[float, float] = (1.0, 1.0)  # ink map → the image's own pixels (x, y)
 
     def row(self, s: int) -> int:
         """The row of span `s`."""
@@ -153,10 +160,16 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
         return None, reason
     runs: list[tuple[int, int]] = []
     short: list[bool] = []
+    lines: list[np.ndarray] = []
+    line_boxes: list[tuple[int, int, int, int]] = []
     rows = [p.row for p in pieces]
     for row in sorted(set(rows)):
         first, last = rows.index(row), len(rows) - rows[::-1].index(row)  # a row's pieces are neighbours
         mine = pieces[first:last]
+        whole = join(mine)
+        line, (t, b, le, r) = line_of(whole.ink)
+        lines.append(line)
+        line_boxes.append((whole.box[0] + t, whole.box[0] + b, whole.box[2] + le, whole.box[2] + r))
         if len(mine) > MAX_DIGITS:
             return None, f"no number: {len(mine)} separate marks in a row (a number has at most {MAX_DIGITS} digits)"
         height = digit_height(mine)
@@ -165,7 +178,7 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
     joined = [join(pieces[a:b + 1]) for a, b in runs]
     crops = [centre_digit(p.ink) for p in joined]  # a run over every piece: one digit, without specks and lines
     return Layout(runs, crops, [p.box for p in joined], short, [p.blob for p in pieces], clean,
-                  expect, clean.shape[1], rows=rows), None
+                  expect, clean.shape[1], rows=rows, lines=lines, line_boxes=line_boxes), None
 
 
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
@@ -206,6 +219,7 @@ def locate_into(result: dict[str, Any], grey: np.ndarray, size: tuple[int, int],
     sy, sx = size[1] / grey.shape[0], size[0] / grey.shape[1]  # to the image's own pixels
     boxes = [[round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)]
              for top, bottom, left, right in layout.boxes]
+    layout.scale = (sx, sy)
     found.append((index, layout, boxes))
     from mnist_tiny.reader.gate import features
 
@@ -215,7 +229,7 @@ def locate_into(result: dict[str, Any], grey: np.ndarray, size: tuple[int, int],
 
 def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int = 3, batch_size: int = 256,
                 keep_inputs: bool = False, temperature: float | None = None,
-                gate: Any = "shipped") -> list[dict[str, Any]]:
+                gate: Any = "shipped", lines: Any = "shipped") -> list[dict[str, Any]]:
     """Classify every candidate crop of `found` ((result index, Layout, boxes in the image's pixels)) in batches,
     choose each image's reading (`Layout.best`) and fill in its result: `text` (the digits, left to right; rows
     top to bottom, joined by a newline), `digit` (a lone digit's value; null for several), `confidence` (the
@@ -241,6 +255,7 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
         if gate is not None:
             feats = np.stack([found[i][1].features[j] for i, j in chunk])
             doubt.update(zip(chunk, gate(crops, feats)))
+    readings = _read_lines(found, lines)
     for i, (index, layout, boxes) in enumerate(found):
         score = np.log(np.array([probs[i, j][0] for j in range(len(layout.crops))]) + 1e-12)
         chosen = judged = layout.best(score)
@@ -249,31 +264,78 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             # with the gate's help would find digit-like strokes in a letter. The digits are read on the other.
             chosen = layout.best(score + GATE_WEIGHT * np.log(np.array([doubt[i, j][0] for j in
                                                                           range(len(layout.crops))]) + 1e-6))
-        rows = {j: probs[i, j][1] for j in chosen}
-        digits = []
-        line_of = {row: n for n, row in enumerate(sorted({layout.row(j) for j in chosen}))}  # rows read, from 0
+        # Each digit read: its fields, the candidate crops the gate judges it by (the one it was read from; for a
+        # digit the line reader read, its row's as cut), its 28×28 and its box in the ink map.
+        made: list[tuple[dict[str, Any], list[int], np.ndarray, tuple[int, int, int, int]]] = []
         for j in chosen:
-            best = np.argsort(-rows[j], kind="stable")[:k]
-            top = [[int(d), float(rows[j][d])] for d in best]
-            digits.append({"digit": top[0][0], "confidence": top[0][1], "box": boxes[j], "top": top,
-                           "low_confidence": top[0][1] < LOW_CONFIDENCE, "row": line_of[layout.row(j)]})
+            best = np.argsort(-probs[i, j][1], kind="stable")[:k]
+            top = [[int(d), float(probs[i, j][1][d])] for d in best]
+            made.append(({"digit": top[0][0], "confidence": top[0][1], "box": boxes[j], "top": top,
+                          "row": layout.row(j)}, [j], layout.crops[j], layout.boxes[j]))
+        if readings:
+            made = _lines_instead(layout, i, made, readings, k)
+        line_of = {row: n for n, row in enumerate(sorted({d["row"] for d, *_ in made}))}  # rows read, from 0
+        sx, sy = layout.scale
+        digits = []
+        for d, _, _, (top, bottom, left, right) in made:
+            d.update(row=line_of[d["row"]], low_confidence=d["confidence"] < LOW_CONFIDENCE)
+            if "box" not in d:  # read by the line reader
+                d["box"] = [round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)]
+            digits.append(d)
         result = results[index]
         if not digits:
             result.update(text="", digit=None, confidence=None, digits=[], reason="no digit: only specks")
             continue
-        result["_chosen"], result["_judged"] = chosen, judged
+        result["_chosen"], result["_judged"] = [j for _, j, _, _ in made], judged
         result.update(text=text_of(digits),
                       digit=digits[0]["digit"] if len(digits) == 1 else None,
                       confidence=float(np.prod([d["confidence"] for d in digits])),
                       top=digits[0]["top"] if len(digits) == 1 else None, digits=digits,
                       low_confidence=any(d["low_confidence"] for d in digits))
         if keep_inputs:
-            result["inputs"] = [layout.crops[j] for j in chosen]
+            result["inputs"] = [crop for _, _, crop, _ in made]
             scale = layout.ink.shape[1] / layout.width
             result["ink"] = layout.ink
-            result["ink_boxes"] = [tuple(round(v * scale) for v in layout.boxes[j]) for j in chosen]
+            result["ink_boxes"] = [tuple(round(v * scale) for v in box) for *_, box in made]
     _apply_gate(found, results, gate, doubt)
     return results
+
+
+def _read_lines(found: list, lines: Any) -> dict[tuple[int, int], Any]:
+    """The line reader's reading of every row of every image that was cut into pieces (not one read whole, not
+    one in MNIST's format), by (found index, row)."""
+    if lines == "shipped":
+        from mnist_tiny.reader.line import shipped_lines
+
+        lines = shipped_lines()
+    keys = [(i, n) for i, (_, layout, _) in enumerate(found) if layout.lines for n in range(len(layout.lines))]
+    if lines is None or not keys:
+        return {}
+    return dict(zip(keys, lines([found[i][1].lines[n] for i, n in keys])))
+
+
+def _lines_instead(layout: Layout, i: int, made: list, readings: dict, k: int) -> list:
+    """Each row of a number as the line reader read it where it disagrees with the cut into digits and is surer by
+    a margin (LINE_MARGIN: its path's chance against the product of the row's digits' confidences). A row the cut
+    reads as one digit stays the cut's: a lone digit is read better by the digit model and judged by the gate."""
+    from mnist_tiny.reader.line import line_digits
+
+    rows = sorted(set(layout.rows or [0]))
+    out = []
+    for n, row in enumerate(rows):
+        mine = [m for m in made if m[0]["row"] == row]
+        reading = readings.get((i, n))
+        cut = "".join(str(m[0]["digit"]) for m in mine)
+        sure = float(np.prod([m[0]["confidence"] for m in mine]))
+        if (len(mine) < 2 or reading is None or not reading.digits or reading.text == cut
+                or reading.chance * LINE_MARGIN <= sure or (layout.expect == "many" and len(reading.digits) < 2)):
+            out += mine
+            continue
+        cut_crops = [j for m in mine for j in m[1]]
+        for fields, crop, box in line_digits(layout.lines[n], layout.line_boxes[n], reading, k):
+            fields["row"] = row
+            out.append((fields, cut_crops, crop, box))
+    return out
 
 
 def digit_rows(digits: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -301,8 +363,6 @@ def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any, doubt: di
     for i, index, layout, chosen, judged in picked:
         threshold = gate.threshold_mnist if layout.as_is else gate.threshold
         _, reason = judge(np.array([doubt[i, j] for j in judged]), threshold)
-        mine = np.array([doubt[i, j] for j in chosen])
-        refused, _ = judge(mine, threshold)
         if layout.expect == "one" and not layout.as_is:
             reason = None  # --expect one: the user says it is one digit; the gate's doubt stays a flag
         result = results[index]
@@ -312,12 +372,13 @@ def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any, doubt: di
             result.pop("inputs", None)
             continue
         # Read, but the gate doubts it is a digit: a flag, as low confidence is. In MNIST's format a mark is refused
-        # only below what every MNIST digit clears, and flagged below what refuses a mark elsewhere.
-        flag_below = gate.threshold if layout.as_is else gate.threshold_flag
-        for digit, p, out in zip(result["digits"], mine, refused):
-            if out or p[0] < flag_below:
+        # only below what every MNIST digit clears, and flagged below what refuses a mark elsewhere. A digit the
+        # line reader read has no crop of its own: the gate's doubt about any digit of its row as cut is its own.
+        flag_below = gate.threshold if layout.as_is else max(gate.threshold_flag, threshold)
+        for digit, crops in zip(result["digits"], chosen):
+            if (p := min(float(doubt[i, j][0]) for j in crops)) < flag_below:
                 digit["low_confidence"] = True
-                digit["not_digit"] = float(1 - p[0])
+                digit["not_digit"] = 1 - p
         result["low_confidence"] = any(d["low_confidence"] for d in result["digits"])
 
 
