@@ -255,7 +255,7 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
         if gate is not None:
             feats = np.stack([found[i][1].features[j] for i, j in chunk])
             doubt.update(zip(chunk, gate(crops, feats)))
-    readings = _read_lines(found, lines)
+    cuts = []  # per image: the cut the digits are read on, and the one whether it holds digits is judged on
     for i, (index, layout, boxes) in enumerate(found):
         score = np.log(np.array([probs[i, j][0] for j in range(len(layout.crops))]) + 1e-12)
         chosen = judged = layout.best(score)
@@ -264,6 +264,10 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             # with the gate's help would find digit-like strokes in a letter. The digits are read on the other.
             chosen = layout.best(score + GATE_WEIGHT * np.log(np.array([doubt[i, j][0] for j in
                                                                           range(len(layout.crops))]) + 1e-6))
+        cuts.append((chosen, judged))
+    readings = _read_lines(found, [chosen for chosen, _ in cuts], lines)
+    for i, (index, layout, boxes) in enumerate(found):
+        chosen, judged = cuts[i]
         # Each digit read: its fields, the candidate crops the gate judges it by (the one it was read from; for a
         # digit the line reader read, its row's as cut), its 28×28 and its box in the ink map.
         made: list[tuple[dict[str, Any], list[int], np.ndarray, tuple[int, int, int, int]]] = []
@@ -301,14 +305,19 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
     return results
 
 
-def _read_lines(found: list, lines: Any) -> dict[tuple[int, int], Any]:
-    """The line reader's reading of every row of every image that was cut into pieces (not one read whole, not
-    one in MNIST's format), by (found index, row)."""
+def _read_lines(found: list, cuts: list[list[int]], lines: Any) -> dict[tuple[int, int], Any]:
+    """The line reader's reading, by (found index, row), of every row that its image's cut reads as two or more
+    digits (the only rows `_lines_instead` may give it), all in one batch."""
     if lines == "shipped":
         from mnist_tiny.reader.line import shipped_lines
 
         lines = shipped_lines()
-    keys = [(i, n) for i, (_, layout, _) in enumerate(found) if layout.lines for n in range(len(layout.lines))]
+    keys = []
+    for i, ((_, layout, _), chosen) in enumerate(zip(found, cuts)):
+        if layout.lines and len(chosen) >= 2:
+            counts = np.bincount([layout.row(j) for j in chosen])
+            order = sorted(set(layout.rows))  # the rows' numbers, in the order of `layout.lines`
+            keys += [(i, n) for n, row in enumerate(order) if row < len(counts) and counts[row] >= 2]
     if lines is None or not keys:
         return {}
     return dict(zip(keys, lines([found[i][1].lines[n] for i, n in keys])))
