@@ -308,16 +308,16 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
 def _read_lines(found: list, cuts: list[list[int]], lines: Any) -> dict[tuple[int, int], Any]:
     """The line reader's reading, by (found index, row), of every row that its image's cut reads as two or more
     digits (the only rows `_lines_instead` may give it), all in one batch."""
-    if lines == "shipped":
-        from mnist_tiny.reader.line import shipped_lines
-
-        lines = shipped_lines()
     keys = []
     for i, ((_, layout, _), chosen) in enumerate(zip(found, cuts)):
         if layout.lines and len(chosen) >= 2:
             counts = np.bincount([layout.row(j) for j in chosen])
             order = sorted(set(layout.rows))  # the rows' numbers, in the order of `layout.lines`
             keys += [(i, n) for n, row in enumerate(order) if row < len(counts) and counts[row] >= 2]
+    if lines == "shipped" and keys:  # loaded only when a number needs it: a lone digit starts no session for it
+        from mnist_tiny.reader.line import shipped_lines
+
+        lines = shipped_lines()
     if lines is None or not keys:
         return {}
     return dict(zip(keys, lines([found[i][1].lines[n] for i, n in keys])))
