@@ -301,7 +301,7 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             scale = layout.ink.shape[1] / layout.width
             result["ink"] = layout.ink
             result["ink_boxes"] = [tuple(round(v * scale) for v in box) for *_, box in made]
-    _apply_gate(found, results, gate, doubt)
+    _apply_gate(found, results, gate, doubt, probs)
     return results
 
 
@@ -360,9 +360,10 @@ def text_of(digits: list[dict[str, Any]]) -> str:
     return "\n".join("".join(str(d["digit"]) for d in row) for row in digit_rows(digits))
 
 
-def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any, doubt: dict) -> None:
-    """What the gate (`reader.gate`) said of each digit read (`doubt`: its probabilities per (found, crop)): an
-    image whose marks are not digits gets its reason instead of a reading; a mark refused among digits is flagged."""
+def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any, doubt: dict, probs: dict) -> None:
+    """What the gate (`reader.gate`) said of each digit read (`doubt`: its probabilities per (found, crop); `probs`:
+    the digit model's, raw and calibrated): an image whose marks are not digits gets its reason instead of a
+    reading; a mark refused among digits is flagged."""
     from mnist_tiny.reader.gate import judge
 
     picked = [(i, index, layout, results[index].pop("_chosen"), results[index].pop("_judged"))
@@ -371,7 +372,9 @@ def _apply_gate(found: list, results: list[dict[str, Any]], gate: Any, doubt: di
         return
     for i, index, layout, chosen, judged in picked:
         threshold = gate.threshold_mnist if layout.as_is else gate.threshold
-        _, reason = judge(np.array([doubt[i, j] for j in judged]), threshold)
+        # A lone mark only: among several, letters read as sure digits would pass for a number ("Hey").
+        sure = np.array([probs[i, j][0] for j in judged]) if len(judged) == 1 and not layout.as_is else None
+        _, reason = judge(np.array([doubt[i, j] for j in judged]), threshold, sure)
         if layout.expect == "one" and not layout.as_is:
             reason = None  # --expect one: the user says it is one digit; the gate's doubt stays a flag
         result = results[index]
