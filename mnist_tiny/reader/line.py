@@ -8,10 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 BLANK = 10  # CTC's blank; classes 0–9 are the digits
+# A row is read whole instead of as cut where the two disagree and the line reader's path is this many times
+# likelier than the cut's digits together (chosen on generated validation numbers: docs/reading.md).
+LINE_MARGIN = 4.0
 
 
 def lines_path() -> Path:
@@ -121,4 +125,43 @@ def line_digits(line: np.ndarray, box: tuple[int, int, int, int], reading: Readi
         fields = {"digit": digit, "confidence": float(probs[digit]),
                   "top": [[int(d), float(probs[d])] for d in best]}
         out.append((fields, centre_digit(part), ink_box))
+    return out
+
+
+def read_rows(found: list, cuts: list[list[int]], lines: Any) -> dict[tuple[int, int], Reading]:
+    """The line reader's reading, by (found index, row), of every row that its image's cut reads as two or more
+    digits (the only rows `rows_instead` may give it), in one batch. `lines`: a LineReader, "shipped" or None."""
+    keys = []
+    for i, ((_, layout, _), chosen) in enumerate(zip(found, cuts)):
+        if layout.lines and len(chosen) >= 2:
+            counts = np.bincount([layout.row(j) for j in chosen])
+            order = sorted(set(layout.rows))  # the rows' numbers, in the order of `layout.lines`
+            keys += [(i, n) for n, row in enumerate(order) if row < len(counts) and counts[row] >= 2]
+    if lines == "shipped" and keys:  # loaded only when a number needs it: a lone digit starts no session for it
+        lines = shipped_lines()
+    if lines is None or not keys:
+        return {}
+    return dict(zip(keys, lines([found[i][1].lines[n] for i, n in keys])))
+
+
+def rows_instead(layout: Any, i: int, made: list, readings: dict, k: int) -> list:
+    """`made` (a `predict.read_digits` image's digits as cut: fields, crops, 28×28, box), each row of a number read
+    as the line reader read it where it disagrees with the cut and is surer by a margin (LINE_MARGIN: its path's
+    chance against the product of the row's digits' confidences). A row the cut reads as one digit stays the
+    cut's: a lone digit is read better by the digit model and judged by the gate."""
+    rows = sorted(set(layout.rows or [0]))
+    out = []
+    for n, row in enumerate(rows):
+        mine = [m for m in made if m[0]["row"] == row]
+        reading = readings.get((i, n))
+        cut = "".join(str(m[0]["digit"]) for m in mine)
+        sure = float(np.prod([m[0]["confidence"] for m in mine]))
+        if (len(mine) < 2 or reading is None or not reading.digits or reading.text == cut
+                or reading.chance * LINE_MARGIN <= sure or (layout.expect == "many" and len(reading.digits) < 2)):
+            out += mine
+            continue
+        cut_crops = [j for m in mine for j in m[1]]
+        for fields, crop, box in line_digits(layout.lines[n], layout.line_boxes[n], reading, k):
+            fields["row"] = row
+            out.append((fields, cut_crops, crop, box))
     return out

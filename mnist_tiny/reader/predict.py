@@ -13,6 +13,7 @@ import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
 from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink, resize_area
+from mnist_tiny.reader.line import read_rows, rows_instead
 from mnist_tiny.reader.line_data import line_of
 from mnist_tiny.reader.segment import MAX_DIGITS, digit_height, find_digits, join, remove_lines, spans
 
@@ -61,9 +62,6 @@ GATE_WEIGHT = 0.25
 JOIN_COST = 0.5  # log-odds against reading separate blobs as one digit
 CUT_COST = 0.5  # and against cutting a connected blob (touching digits)
 WIDE, WIDE_COST = 1.4, 2.0  # and, per unit of width over WIDE heights, against one digit that wide
-# A row is read whole by the line reader (`reader.line`) instead, where the two disagree and the line reader's path
-# is this many times likelier than the cut's digits together (chosen on generated validation numbers).
-LINE_MARGIN = 4.0
 
 
 @dataclass
@@ -265,7 +263,7 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             chosen = layout.best(score + GATE_WEIGHT * np.log(np.array([doubt[i, j][0] for j in
                                                                           range(len(layout.crops))]) + 1e-6))
         cuts.append((chosen, judged))
-    readings = _read_lines(found, [chosen for chosen, _ in cuts], lines)
+    readings = read_rows(found, [chosen for chosen, _ in cuts], lines)
     for i, (index, layout, boxes) in enumerate(found):
         chosen, judged = cuts[i]
         # Each digit read: its fields, the candidate crops the gate judges it by (the one it was read from; for a
@@ -277,12 +275,12 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             made.append(({"digit": top[0][0], "confidence": top[0][1], "box": boxes[j], "top": top,
                           "row": layout.row(j)}, [j], layout.crops[j], layout.boxes[j]))
         if readings:
-            made = _lines_instead(layout, i, made, readings, k)
-        line_of = {row: n for n, row in enumerate(sorted({d["row"] for d, *_ in made}))}  # rows read, from 0
+            made = rows_instead(layout, i, made, readings, k)
+        row_number = {row: n for n, row in enumerate(sorted({d["row"] for d, *_ in made}))}  # rows read, from 0
         sx, sy = layout.scale
         digits = []
         for d, _, _, (top, bottom, left, right) in made:
-            d.update(row=line_of[d["row"]], low_confidence=d["confidence"] < LOW_CONFIDENCE)
+            d.update(row=row_number[d["row"]], low_confidence=d["confidence"] < LOW_CONFIDENCE)
             if "box" not in d:  # read by the line reader
                 d["box"] = [round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)]
             digits.append(d)
@@ -303,48 +301,6 @@ def read_digits(logits, found: list, results: list[dict[str, Any]], top_k: int =
             result["ink_boxes"] = [tuple(round(v * scale) for v in box) for *_, box in made]
     _apply_gate(found, results, gate, doubt, probs)
     return results
-
-
-def _read_lines(found: list, cuts: list[list[int]], lines: Any) -> dict[tuple[int, int], Any]:
-    """The line reader's reading, by (found index, row), of every row that its image's cut reads as two or more
-    digits (the only rows `_lines_instead` may give it), all in one batch."""
-    keys = []
-    for i, ((_, layout, _), chosen) in enumerate(zip(found, cuts)):
-        if layout.lines and len(chosen) >= 2:
-            counts = np.bincount([layout.row(j) for j in chosen])
-            order = sorted(set(layout.rows))  # the rows' numbers, in the order of `layout.lines`
-            keys += [(i, n) for n, row in enumerate(order) if row < len(counts) and counts[row] >= 2]
-    if lines == "shipped" and keys:  # loaded only when a number needs it: a lone digit starts no session for it
-        from mnist_tiny.reader.line import shipped_lines
-
-        lines = shipped_lines()
-    if lines is None or not keys:
-        return {}
-    return dict(zip(keys, lines([found[i][1].lines[n] for i, n in keys])))
-
-
-def _lines_instead(layout: Layout, i: int, made: list, readings: dict, k: int) -> list:
-    """Each row of a number as the line reader read it where it disagrees with the cut into digits and is surer by
-    a margin (LINE_MARGIN: its path's chance against the product of the row's digits' confidences). A row the cut
-    reads as one digit stays the cut's: a lone digit is read better by the digit model and judged by the gate."""
-    from mnist_tiny.reader.line import line_digits
-
-    rows = sorted(set(layout.rows or [0]))
-    out = []
-    for n, row in enumerate(rows):
-        mine = [m for m in made if m[0]["row"] == row]
-        reading = readings.get((i, n))
-        cut = "".join(str(m[0]["digit"]) for m in mine)
-        sure = float(np.prod([m[0]["confidence"] for m in mine]))
-        if (len(mine) < 2 or reading is None or not reading.digits or reading.text == cut
-                or reading.chance * LINE_MARGIN <= sure or (layout.expect == "many" and len(reading.digits) < 2)):
-            out += mine
-            continue
-        cut_crops = [j for m in mine for j in m[1]]
-        for fields, crop, box in line_digits(layout.lines[n], layout.line_boxes[n], reading, k):
-            fields["row"] = row
-            out.append((fields, cut_crops, crop, box))
-    return out
 
 
 def digit_rows(digits: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
