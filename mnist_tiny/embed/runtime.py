@@ -71,17 +71,12 @@ class OnnxReader:
     images within TRIAL_SECONDS."""
 
     def __init__(self, path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
         from mnist_tiny.errors import require_file
+        from mnist_tiny.reader.sessions import cpu_session
 
         require_file(path, f"model {path}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: its warnings are not the user's business
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(path, threads)
         except Exception as e:  # onnxruntime raises its own exception types for a broken file
             raise UserError(f"model {path}: not an ONNX model onnxruntime can load ({str(e).splitlines()[0][:160]})")
         label = f"model {path}"

@@ -48,14 +48,10 @@ class Gate:
     def __init__(self, path: Path | None = None, threads: int | None = 1):
         import json
 
-        import onnxruntime as ort
+        from mnist_tiny.reader.sessions import cpu_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         self.path = Path(path or gate_path())
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path, threads)
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         if shapes.get("features", [None, None])[-1] != N_FEATURES or "crop" not in shapes:
             from mnist_tiny.errors import UserError

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_tiny.reader.onnx_files import set_meta, write_onnx
+
 HYPER = {
     "train_examples": 40_000,  # generated once, in memory
     "val_examples": 8_000,
@@ -130,7 +132,7 @@ def set_flag_threshold(path: Path, probs: np.ndarray, labels: np.ndarray) -> flo
 
     digit_p = np.sort(probs[labels == 0, 0])
     value = float(min(max(digit_p[int((1 - DIGITS_UNFLAGGED) * len(digit_p))], Gate(path).threshold), 0.5))
-    _set_meta(path, "threshold_flag", value)
+    set_meta(path, "threshold_flag", value)
     return value
 
 
@@ -156,20 +158,6 @@ def flag_only(path: Path, data_dir: Path, hyper: dict) -> dict:
             "non_digits_refused_or_flagged": float(flagged[labels != 0].mean())}
 
 
-def _set_meta(path: Path, key: str, value: float) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    for entry in model.metadata_props:
-        if entry.key == key:
-            entry.value = f"{value:.6f}"
-            break
-    else:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, f"{value:.6f}"
-    onnx.save(model, str(path))
-
-
 def calibrate_mnist(path: Path, data_dir: Path) -> float:
     """Set (and write into the file) the threshold for images in MNIST's own format."""
     from mnist_tiny.data.mnist import load_mnist
@@ -181,26 +169,18 @@ def calibrate_mnist(path: Path, data_dir: Path) -> float:
     gate = Gate(path)
     chance = np.sort(gate(np.stack(crops), np.stack(feats))[:, 0])
     value = float(min(gate.threshold, chance[0] / 2))  # below every one of the 5,000 held-out MNIST digits
-    _set_meta(path, "threshold_mnist", value)
+    set_meta(path, "threshold_mnist", value)
     return value
 
 
 def export(net, out: Path, meta: dict) -> None:
-    import onnx
     import torch
 
     from mnist_tiny.reader.gate import N_FEATURES
 
-    tmp = out.with_suffix(".tmp.onnx")
-    torch.onnx.export(net, (torch.zeros(2, 1, 28, 28), torch.zeros(2, N_FEATURES)), str(tmp),
-                      input_names=["crop", "features"], output_names=["logits"],
-                      dynamic_axes={"crop": {0: "N"}, "features": {0: "N"}, "logits": {0: "N"}}, dynamo=False)
-    model = onnx.load(str(tmp))
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(out))
-    tmp.unlink()
+    write_onnx(net, out, (torch.zeros(2, 1, 28, 28), torch.zeros(2, N_FEATURES)),
+               {"inputs": ["crop", "features"], "outputs": ["logits"]},
+               {"crop": {0: "N"}, "features": {0: "N"}, "logits": {0: "N"}}, meta)
 
 
 def main() -> None:

@@ -64,14 +64,10 @@ class LineReader:
     """`lines.onnx` on onnxruntime: line images (28×W each, `line_data.line_image`) → their digits and chances."""
 
     def __init__(self, path: Path | None = None, threads: int | None = 1):
-        import onnxruntime as ort
+        from mnist_tiny.reader.sessions import cpu_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         self.path = Path(path or lines_path())
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path, threads)
 
     def __call__(self, lines: list[np.ndarray]) -> list[Reading]:
         out: list[Reading] = [Reading([], 0.0, [], [])] * len(lines)

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_tiny.reader.line import BLANK, decode
+from mnist_tiny.reader.onnx_files import write_onnx
+
 HYPER = {
     "train_rows": 80_000,  # generated once, in memory
     "val_rows": 3_000,
@@ -26,7 +29,6 @@ HYPER = {
     "weight_decay": 1e-4,
     "seed": 0,
 }
-BLANK = 10  # CTC's blank is class 10; digits are 0–9
 
 
 def build():
@@ -60,20 +62,6 @@ def build():
     return LineNet()
 
 
-def decode(logits: np.ndarray, steps: int | None = None) -> tuple[list[int], float]:
-    """Greedy CTC decoding of one row's T×11 logits: the digits, and the chance of that best path."""
-    logits = logits[:steps]
-    z = logits - logits.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    best = logp.argmax(1)
-    digits, last = [], BLANK
-    for k in best:
-        if k != BLANK and k != last:
-            digits.append(int(k))
-        last = k
-    return digits, float(np.exp(logp.max(1).sum()))
-
-
 def _batches(widths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Rows of about the same width together (little padding), the batches in random order."""
     order = np.argsort(widths + rng.uniform(0, 8, len(widths)), kind="stable")
@@ -103,7 +91,7 @@ def evaluate(net, lines, texts, batch_size: int = 256) -> float:
             index = np.arange(k, min(k + batch_size, len(lines)))
             x, steps = _stack(lines, index)
             out = net(x).numpy()
-            right += sum(decode(out[n], int(steps[n]))[0] == texts[i] for n, i in enumerate(index))
+            right += sum(decode(out[n, :int(steps[n])]).digits == texts[i] for n, i in enumerate(index))
     return right / len(lines)
 
 
@@ -146,19 +134,10 @@ def train(data_dir: Path, out: Path, hyper: dict) -> dict:
 
 
 def export(net, out: Path, meta: dict) -> None:
-    import onnx
     import torch
 
-    net.eval()
-    tmp = out.with_suffix(".tmp.onnx")
-    torch.onnx.export(net, (torch.zeros(2, 1, 28, 64),), str(tmp), input_names=["line"], output_names=["logits"],
-                      dynamic_axes={"line": {0: "N", 3: "W"}, "logits": {0: "N", 1: "T"}}, dynamo=False)
-    model = onnx.load(str(tmp))
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(out))
-    tmp.unlink()
+    write_onnx(net, out, (torch.zeros(2, 1, 28, 64),), {"inputs": ["line"], "outputs": ["logits"]},
+               {"line": {0: "N", 3: "W"}, "logits": {0: "N", 1: "T"}}, meta)
 
 
 def main() -> None:
