@@ -139,4 +139,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mnist_tiny.errors import UserError
+
+    try:
+        main()
+    except UserError as e:  # missing data and the like: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
