@@ -61,7 +61,7 @@ def decode(logits: np.ndarray) -> Reading:
 
 
 class LineReader:
-    """`lines.onnx` on onnxruntime: line images (28×W each, `line_data.line_image`) → their digits and chances."""
+    """`lines.onnx` on onnxruntime: line images (28×W each, `line_data.line_of`) → their digits and chances."""
 
     def __init__(self, path: Path | None = None, threads: int | None = 1):
         from mnist_tiny.reader.sessions import cpu_session
@@ -127,17 +127,24 @@ def line_digits(line: np.ndarray, box: tuple[int, int, int, int], reading: Readi
 def read_rows(found: list, cuts: list[list[int]], lines: Any) -> dict[tuple[int, int], Reading]:
     """The line reader's reading, by (found index, row), of every row that its image's cut reads as two or more
     digits (the only rows `rows_instead` may give it), in one batch. `lines`: a LineReader, "shipped" or None."""
+    from mnist_tiny.reader.line_data import line_of
+
     keys = []
     for i, ((_, layout, _), chosen) in enumerate(zip(found, cuts)):
-        if layout.lines and len(chosen) >= 2:
+        if layout.row_inks and len(chosen) >= 2:
             counts = np.bincount([layout.row(j) for j in chosen])
-            order = sorted(set(layout.rows))  # the rows' numbers, in the order of `layout.lines`
+            order = sorted(set(layout.rows))  # the rows' numbers, in the order of `layout.row_inks`
             keys += [(i, n) for n, row in enumerate(order) if row < len(counts) and counts[row] >= 2]
     if lines == "shipped" and keys:  # loaded only when a number needs it: a lone digit starts no session for it
         lines = shipped_lines()
     if lines is None or not keys:
         return {}
-    return dict(zip(keys, lines([found[i][1].lines[n] for i, n in keys])))
+    for i, n in keys:  # made only for the rows read: a lone digit costs no line image
+        layout = found[i][1]
+        whole = layout.row_inks[n]
+        line, (t, b, left, right) = line_of(whole.ink)
+        layout.lines[n] = line, (whole.box[0] + t, whole.box[0] + b, whole.box[2] + left, whole.box[2] + right)
+    return dict(zip(keys, lines([found[i][1].lines[n][0] for i, n in keys])))
 
 
 def rows_instead(layout: Any, i: int, made: list, readings: dict, k: int) -> list:
@@ -157,7 +164,7 @@ def rows_instead(layout: Any, i: int, made: list, readings: dict, k: int) -> lis
             out += mine
             continue
         cut_crops = [j for m in mine for j in m[1]]
-        for fields, crop, box in line_digits(layout.lines[n], layout.line_boxes[n], reading, k):
+        for fields, crop, box in line_digits(*layout.lines[n], reading, k):
             fields["row"] = row
             out.append((fields, cut_crops, crop, box))
     return out

@@ -5,7 +5,7 @@ A file that cannot be read becomes an `{"path", "error"}` entry; the other files
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -14,7 +14,6 @@ import numpy as np
 from mnist_tiny.errors import UserError, require_file
 from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink, resize_area
 from mnist_tiny.reader.line import read_rows, rows_instead
-from mnist_tiny.reader.line_data import line_of
 from mnist_tiny.reader.segment import MAX_DIGITS, digit_height, find_digits, join, remove_lines, spans
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"}
@@ -81,8 +80,9 @@ class Layout:
     features: list | None = None  # per span: what the gate sees beside the crop (`gate.features`)
     as_is: bool = False  # an image in MNIST's own format, read as it is (`mnist_format`)
     rows: list[int] | None = None  # per piece: its row, top to bottom (spans never cross rows)
-    lines: list[np.ndarray] | None = None  # per row: its ink as the line reader reads it (`line_data.line_of`)
-    line_boxes: list[tuple[int, int, int, int]] | None = None  # per row: where in the ink map its line was cut
+    row_inks: list | None = None  # per row: its pieces joined (a `segment.Piece`), for the line reader
+    # per row the line reader read: its line image and where in the ink map it was cut (`line.read_rows` fills it)
+    lines: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = field(default_factory=dict)
     scale: tuple[float, float] = (1.0, 1.0)  # ink map → the image's own pixels (x, y)
 
     def row(self, s: int) -> int:
@@ -158,16 +158,12 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
         return None, reason
     runs: list[tuple[int, int]] = []
     short: list[bool] = []
-    lines: list[np.ndarray] = []
-    line_boxes: list[tuple[int, int, int, int]] = []
+    row_inks = []
     rows = [p.row for p in pieces]
     for row in sorted(set(rows)):
         first, last = rows.index(row), len(rows) - rows[::-1].index(row)  # a row's pieces are neighbours
         mine = pieces[first:last]
-        whole = join(mine)
-        line, (t, b, le, r) = line_of(whole.ink)
-        lines.append(line)
-        line_boxes.append((whole.box[0] + t, whole.box[0] + b, whole.box[2] + le, whole.box[2] + r))
+        row_inks.append(join(mine))
         if len(mine) > MAX_DIGITS:
             return None, f"no number: {len(mine)} separate marks in a row (a number has at most {MAX_DIGITS} digits)"
         height = digit_height(mine)
@@ -176,7 +172,7 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
     joined = [join(pieces[a:b + 1]) for a, b in runs]
     crops = [centre_digit(p.ink) for p in joined]  # a run over every piece: one digit, without specks and lines
     return Layout(runs, crops, [p.box for p in joined], short, [p.blob for p in pieces], clean,
-                  expect, clean.shape[1], rows=rows, lines=lines, line_boxes=line_boxes), None
+                  expect, clean.shape[1], rows=rows, row_inks=row_inks), None
 
 
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
