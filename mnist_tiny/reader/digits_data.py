@@ -17,8 +17,10 @@ from mnist_tiny.reader.gate_data import _digit, mnist_framed, on_paper, seen
 TRAIN_SPAN, VAL_SPAN = slice(0, 55_000), slice(55_000, 60_000)
 
 
-def digit_crops(count: int, seed: int, validation: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """`count` reader crops (N×28×28 uint8, light on dark as MNIST) and their digits (N int64)."""
+def digit_crops(count: int, seed: int, validation: bool, data_dir: Path,
+                drawn_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """`count` reader crops (N×28×28 uint8, light on dark as MNIST) and their digits (N int64), `drawn_share` of
+    them drawn stroke by stroke (the rest MNIST's)."""
     from mnist_tiny.data.mnist import load_mnist
 
     rng = np.random.default_rng(seed)
@@ -27,7 +29,7 @@ def digit_crops(count: int, seed: int, validation: bool, data_dir: Path) -> tupl
     span = VAL_SPAN if validation else TRAIN_SPAN
     crops, digits = [], []
     while len(crops) < count:
-        mark, digit = _digit(rng, mnist, labels, span)
+        mark, digit = _digit(rng, mnist, labels, span, drawn_share)
         if mark.max() < 0.2:
             continue
         grey = mnist_framed(mark, rng) if rng.random() < 0.05 else on_paper(mark, rng)

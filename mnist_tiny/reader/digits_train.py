@@ -24,6 +24,7 @@ HYPER = {
     "base": "fast-6k",  # the registry model whose shipped weights are tuned
     "crops": 30_000,  # reader crops for training, generated once, in memory
     "val_crops": 5_000,
+    "drawn": 0.3,  # of the training crops: drawn stroke by stroke with pens of 2–24% (the rest MNIST's, reshaped)
     "share": 0.35,  # of each batch: reader crops (the rest MNIST training images 0–54,999)
     "epochs": 4,  # over the MNIST images
     "batch_size": 256,
@@ -54,7 +55,8 @@ def train(data_dir: Path, out: Path, hyper: dict) -> dict:
     data = load_mnist(Path(data_dir), False)
     images, labels = data["train"].images, data["train"].labels.long()
     mx, my = images[:min(hyper["mnist_images"], VAL_SPAN.start)], labels[:min(hyper["mnist_images"], VAL_SPAN.start)]
-    cx, cy = map(torch.from_numpy, digit_crops(hyper["crops"], hyper["seed"] + 11, False, data_dir))
+    cx, cy = map(torch.from_numpy, digit_crops(hyper["crops"], hyper["seed"] + 11, False, data_dir,
+                                                    hyper["drawn"]))
     vx, vy = map(torch.from_numpy, digit_crops(hyper["val_crops"], hyper["seed"] + 1011, True, data_dir))
     generated = time.time() - started
     model = get_model(hyper["base"], pretrained=True)

@@ -111,8 +111,8 @@ def _picture(rng, fashion: np.ndarray, span: slice) -> np.ndarray:
     return noise * mask
 
 
-def _digit(rng, mnist: np.ndarray, digits: np.ndarray, span: slice) -> tuple[np.ndarray, int]:
-    if rng.random() < 0.3:  # drawn on a pad or with a pen: strokes of any width, 2 to 24 px on a 100 px digit
+def _digit(rng, mnist: np.ndarray, digits: np.ndarray, span: slice, drawn_share: float = 0.3) -> tuple[np.ndarray, int]:
+    if rng.random() < drawn_share:  # drawn on a pad or with a pen: strokes of any width, 2 to 24 px on a 100 px digit
         from mnist_tiny.reader.strokes import STROKES, drawn
 
         digit = int(rng.integers(0, 10))

@@ -297,8 +297,8 @@ def centre_digit(ink: np.ndarray) -> np.ndarray:
 def _local_paper(ink: np.ndarray) -> np.ndarray | float:
     """What is left of the paper after the plane (a shadow is not a plane): in cells of an eighth of the
     image, the 20th percentile (ink is the bright minority, so this is paper), averaged over each 3×3 block of
-    cells, kept where above zero, bilinear between cell centres. 0 on images under 96 pixels a side, where a
-    digit fills most cells."""
+    cells (those a stroke fills left out), kept where above zero, bilinear between cell centres. 0 on images
+    under 96 pixels a side, where a digit fills most cells."""
     h, w = ink.shape
     if min(h, w) < 96:
         return 0.0
@@ -306,8 +306,17 @@ def _local_paper(ink: np.ndarray) -> np.ndarray | float:
     gh, gw = -(-h // cell), -(-w // cell)
     padded = np.pad(ink, ((0, gh * cell - h), (0, gw * cell - w)), mode="edge")
     cells = np.percentile(padded.reshape(gh, cell, gw, cell).transpose(0, 2, 1, 3).reshape(gh, gw, -1), 20, axis=2)
-    around = np.pad(cells, 1, mode="edge")
-    level = np.maximum(sum(around[dy:dy + gh, dx:dx + gw] for dy in range(3) for dx in range(3)) / 9, 0)
+    # A cell at over half the ink's peak is filled by a stroke (a marker's, on a digit that fills the image), not
+    # paper in shadow (a shadow dims paper by a third at most): it takes the paper level around it instead, else
+    # the stroke's own middle would be taken for paper and only its edges read.
+    paper = cells <= 0.5 * float(ink.max())
+    if not paper.any():
+        return 0.0
+    fill = float(np.median(cells[paper]))
+    values, weights = np.pad(np.where(paper, cells, 0), 1, mode="edge"), np.pad(paper.astype(float), 1, mode="edge")
+    total = sum(values[dy:dy + gh, dx:dx + gw] for dy in range(3) for dx in range(3))
+    count = sum(weights[dy:dy + gh, dx:dx + gw] for dy in range(3) for dx in range(3))
+    level = np.maximum(np.where(count > 0, total / np.maximum(count, 1), fill), 0)
     if level.max() < 0.03:
         return 0.0
     return resize_bilinear(level.astype(np.float32), (gh * cell, gw * cell))[:h, :w]
