@@ -542,6 +542,12 @@ from mnist_tiny.cli import tune as _tune  # noqa: E402,F401 — registers `tune`
 def main() -> None:
     try:
         app()
+    except SystemExit as e:
+        from mnist_tiny.process_exit import quick_exit
+
+        quick_exit(e.code)
+        raise
     finally:
         if "mnist_tiny.parallel.distributed" in sys.modules:  # only under torchrun is a group still open here
             sys.modules["mnist_tiny.parallel.distributed"].leave()
+
