@@ -295,3 +295,19 @@ def test_the_python_api_reads_what_the_command_reads(tmp_path, pool):
     assert mnist_tiny.read([tmp_path], expect="one")[0]["digit"] is not None
     with pytest.raises(mnist_tiny.UserError, match="no shipped ONNX"):
         mnist_tiny.read(tmp_path / "314.jpg", model="nope.py:Net")
+
+
+def test_a_short_piece_with_a_digits_worth_of_ink_is_not_left_out():
+    """A 6 whose loop stands apart from its stem: the stem alone is a confident 1 and the loop is short. Leaving a
+    speck out of a reading is free; leaving out half a digit's ink costs (`SKIP_COST` per digit's worth), so the
+    two read as one 6 — and a speck beside a digit is still left out."""
+    from mnist_tiny.reader.predict import Layout
+
+    def reading(mass: float) -> list[int]:
+        layout = Layout(spans=[(0, 0), (0, 1)], crops=[np.zeros((28, 28))] * 2,
+                        boxes=[(0, 20, 0, 6), (0, 20, 0, 14)], short=[False, True], blobs=[0, 1],
+                        rows=[0, 0], mass=[1.0, mass])
+        return layout.best(np.log(np.array([0.97, 0.9])))  # the stem a sure 1, stem and loop a 6 less sure
+
+    assert reading(0.6) == [1]  # the loop is kept: stem and loop, one digit
+    assert reading(0.02) == [0]  # a speck is left out

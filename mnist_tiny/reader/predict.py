@@ -60,6 +60,9 @@ LOW_CONFIDENCE = 0.7  # a digit read with less (calibrated) confidence is flagge
 GATE_WEIGHT = 0.25
 JOIN_COST = 0.5  # log-odds against reading separate blobs as one digit
 CUT_COST = 0.5  # and against cutting a connected blob (touching digits)
+# Against leaving a short piece out of the reading, per typical digit's worth of ink in it: a speck costs nothing,
+# a 6's loop cut off its stem (read as a confident 1) does.
+SKIP_COST = 2.0
 WIDE, WIDE_COST = 1.4, 2.0  # and, per unit of width over WIDE heights, against one digit that wide
 
 
@@ -84,6 +87,7 @@ class Layout:
     # per row the line reader read: its line image and where in the ink map it was cut (`line.read_rows` fills it)
     lines: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]] = field(default_factory=dict)
     scale: tuple[float, float] = (1.0, 1.0)  # ink map → the image's own pixels (x, y)
+    mass: list[float] | None = None  # per piece: its ink over a typical digit's of its row (what leaving it out costs)
 
     def row(self, s: int) -> int:
         """The row of span `s`."""
@@ -108,7 +112,8 @@ class Layout:
         for j in range(1, n + 1):
             options = []
             if self.short[j - 1] and best[j - 1] is not None:
-                options.append(best[j - 1])
+                left_out = SKIP_COST * self.mass[j - 1] if self.mass else 0.0
+                options.append((best[j - 1][0] - left_out, best[j - 1][1]))
             for s, (a, b) in enumerate(self.spans):
                 if b != j - 1 or best[a] is None or (a == b and self.short[a]):
                     continue
@@ -158,6 +163,7 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
         return None, reason
     runs: list[tuple[int, int]] = []
     short: list[bool] = []
+    mass: list[float] = []  # per piece: its ink over that of a typical digit of its row
     row_inks = []
     rows = [p.row for p in pieces]
     for row in sorted(set(rows)):
@@ -168,11 +174,15 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
             return None, f"no number: {len(mine)} separate marks in a row (a number has at most {MAX_DIGITS} digits)"
         height = digit_height(mine)
         runs += [(first + a, first + b) for a, b in spans(mine, height)]
-        short += [p.box[1] - p.box[0] < 0.45 * height for p in mine]
+        small = [p.box[1] - p.box[0] < 0.45 * height for p in mine]
+        inks = [float(p.ink.sum()) for p in mine]
+        typical = max(float(np.median([v for v, s in zip(inks, small) if not s] or [1.0])), 1e-6)
+        short += small
+        mass += [v / typical for v in inks]
     joined = [join(pieces[a:b + 1]) for a, b in runs]
     crops = [centre_digit(p.ink) for p in joined]  # a run over every piece: one digit, without specks and lines
     return Layout(runs, crops, [p.box for p in joined], short, [p.blob for p in pieces], clean,
-                  expect, clean.shape[1], rows=rows, row_inks=row_inks), None
+                  expect, clean.shape[1], rows=rows, row_inks=row_inks, mass=mass), None
 
 
 def predict_files(logits: Callable[[np.ndarray], np.ndarray], paths: Iterable[Path], top_k: int = 3,
