@@ -126,3 +126,27 @@ def test_release_ships_the_last_epoch_with_its_measured_figures(trained_run, tmp
     assert abs(meta["test_acc"] - summary["last_test_acc"]) < 1e-4 and meta["val_acc"] == summary["last_val_acc"]
     assert meta["sweep"]["seeds"] == [3] and meta["command"] == "mnist-tiny train ..."
     assert load_checkpoint(shipped).name == "s6-compact"
+
+
+def test_a_sweep_measured_again_becomes_the_headline_and_the_shipped_weights_stay(trained_run, tmp_path):
+    """`release --headline`: the new runs' figures head the metadata, the weights and the sweep they came from
+    (`shipped_from`) are kept."""
+    import shutil
+
+    from mnist_tiny.models.refs import get_spec
+    from mnist_tiny.training.release import headline
+
+    shipped = get_spec("s6-compact").weights_path
+    before = read_checkpoint(shipped)
+    copy = tmp_path / "w.pt"
+    shutil.copy(shipped, copy)
+    summary = json.loads((trained_run / "summary.json").read_text())
+    sweep = headline([trained_run], "mnist-tiny train --seed 3 ...", dest=copy)
+    after = read_checkpoint(copy)
+    assert sweep["seeds"] == [3] and sweep["test_acc"] == [summary["last_test_acc"]]
+    assert after["meta"]["sweep"] == sweep and after["meta"]["command"] == "mnist-tiny train --seed 3 ..."
+    origin = before["meta"].get("shipped_from", {**before["meta"]["sweep"], "command": before["meta"]["command"]})
+    assert after["meta"]["shipped_from"] == origin
+    assert after["meta"]["test_acc"] == before["meta"]["test_acc"] and after["meta"]["seed"] == before["meta"]["seed"]
+    assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
+    assert read_checkpoint(shipped)["meta"] == before["meta"]  # the shipped file itself untouched
