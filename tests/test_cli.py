@@ -74,6 +74,16 @@ def test_train_in_a_pipe_prints_plain_lines_and_writes_the_run(tmp_path):
     assert "test acc" in result.stdout
 
 
+def test_a_command_that_loaded_torch_ends_with_its_own_exit_code_and_whole_output(tmp_path):
+    """Such a process ends without torch's teardown (`process_exit.quick_exit`): what it printed arrives whole
+    through a pipe, and an error keeps its code and its one line."""
+    listed = run("params", "--model", "fast-6k", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["total_params"] == 6878
+    missing = run("eval", "--checkpoint", str(tmp_path / "nothing.pt"))
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        f"error: checkpoint {tmp_path / 'nothing.pt'}: no such file"], missing.stderr
+
+
 def test_eval_with_no_flags_scores_the_shipped_default(mnist):
     result = run("eval", "--json")
     assert result.returncode == 0, result.stderr
