@@ -150,3 +150,31 @@ def test_a_sweep_measured_again_becomes_the_headline_and_the_shipped_weights_sta
     assert after["meta"]["test_acc"] == before["meta"]["test_acc"] and after["meta"]["seed"] == before["meta"]["seed"]
     assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
     assert read_checkpoint(shipped)["meta"] == before["meta"]  # the shipped file itself untouched
+
+
+def test_a_headline_keeps_what_only_the_weights_json_holds(trained_run, tmp_path, monkeypatch):
+    """The temperature fitted on validation and its calibration live in `<name>.json` alone: a headline measured
+    again rewrites that file and must keep them (the default's were once lost that way)."""
+    import dataclasses
+    import shutil
+
+    import mnist_tiny.training.release as release
+    from mnist_tiny.models.hub import sha256, weights_meta
+    from mnist_tiny.models.refs import get_spec
+
+    spec = get_spec("s6-compact")
+    copy = tmp_path / "s6-compact.pt"
+    shutil.copy(spec.weights_path, copy)
+    shutil.copy(spec.weights_path.with_suffix(".json"), copy.with_suffix(".json"))
+
+    class Here(type(spec)):
+        @property
+        def weights_path(self):
+            return copy
+
+    here = Here(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)})
+    monkeypatch.setattr(release, "get_spec", lambda name: here)
+    release.headline([trained_run], "mnist-tiny train --seed 3 ...")
+    after, before = weights_meta(here), weights_meta(spec)
+    assert after["temperature"] == before["temperature"] and after["calibration"] == before["calibration"]
+    assert after["sweep"]["seeds"] == [3] and json.loads(copy.with_suffix(".json").read_text())["sha256"] == sha256(copy)

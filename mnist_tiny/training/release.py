@@ -28,7 +28,7 @@ import torch
 from mnist_tiny.data.mnist import load_mnist
 from mnist_tiny.evaluation.metrics import loss_and_accuracy
 from mnist_tiny.inspection.summary import summarize
-from mnist_tiny.models.hub import write_meta
+from mnist_tiny.models.hub import weights_meta, write_meta
 from mnist_tiny.models.refs import get_spec
 from mnist_tiny.models.registry import count_params
 from mnist_tiny.settings import default_data_dir
@@ -89,8 +89,8 @@ def headline(sweep_dirs: list[Path], command: str, kind: str = "last", dest: Pat
     meta.setdefault("shipped_from", {**meta["sweep"], "command": meta["command"]})
     meta["sweep"], meta["command"] = sweep_figures(summaries, kind), command
     save_atomic(saved, dest or spec.weights_path)
-    if dest is None:
-        write_meta(spec, meta)
+    if dest is None:  # what only the JSON holds (the temperature fitted on validation, its calibration) stays
+        write_meta(spec, {**weights_meta(spec), **meta})
     return meta["sweep"]
 
 
