@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_tiny.reader.gate_data import _digit, mnist_framed, on_paper, seen
+from mnist_tiny.reader.gate_data import DRAWN_SHARE, _digit, mnist_framed, on_paper, seen
 
 TRAIN_SPAN, VAL_SPAN = slice(0, 55_000), slice(55_000, 60_000)
 
 
 def digit_crops(count: int, seed: int, validation: bool, data_dir: Path,
-                drawn_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+                drawn_share: float = DRAWN_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """`count` reader crops (N×28×28 uint8, light on dark as MNIST) and their digits (N int64), `drawn_share` of
     them drawn stroke by stroke (the rest MNIST's)."""
     from mnist_tiny.data.mnist import load_mnist

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_tiny.reader.gate_data import DRAWN_SHARE
+
 HYPER = {
     "base": "fast-6k",  # the registry model whose shipped weights are tuned
     "crops": 30_000,  # reader crops for training, generated once, in memory
     "val_crops": 5_000,
-    "drawn": 0.3,  # of the training crops: drawn stroke by stroke with pens of 2–24% (the rest MNIST's, reshaped)
+    "drawn": DRAWN_SHARE,  # of the training crops: drawn stroke by stroke with pens of 2–24% (the rest MNIST's)
     "share": 0.35,  # of each batch: reader crops (the rest MNIST training images 0–54,999)
     "epochs": 4,  # over the MNIST images
     "batch_size": 256,

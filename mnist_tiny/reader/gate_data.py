@@ -26,6 +26,7 @@ from mnist_tiny.reader.images import centre_digit
 LETTERS = "ACDEFHJKLMNPRUVWXYacdefhkmnprtuvwxy"
 SYMBOLS = "+=?!#@&%$*<>{}~€£÷×§¶©®™^"
 FONT_DIRS = ("/usr/share/fonts",)
+DRAWN_SHARE = 0.3  # of the digits: drawn stroke by stroke (`reader.strokes`), the rest MNIST's, reshaped
 VALIDATION_FONTS = ("Breip", "Humor-Sans", "dkg.ttf", "LiberationSerif-Regular", "ComicNeue-Regular",
                     "BecauseWeConnect")
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -111,7 +112,8 @@ def _picture(rng, fashion: np.ndarray, span: slice) -> np.ndarray:
     return noise * mask
 
 
-def _digit(rng, mnist: np.ndarray, digits: np.ndarray, span: slice, drawn_share: float = 0.3) -> tuple[np.ndarray, int]:
+def _digit(rng, mnist: np.ndarray, digits: np.ndarray, span: slice,
+           drawn_share: float = DRAWN_SHARE) -> tuple[np.ndarray, int]:
     if rng.random() < drawn_share:  # drawn on a pad or with a pen: strokes of any width, 2 to 24 px on a 100 px digit
         from mnist_tiny.reader.strokes import STROKES, drawn
 
