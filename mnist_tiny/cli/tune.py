@@ -40,8 +40,8 @@ def tune(
     from mnist_tiny.models.registry import DEFAULT_MODEL
     from mnist_tiny.settings import resolve_settings
     from mnist_tiny.training import rundir
-    from mnist_tiny.tuning.search import (best_of, mask, objective_for, open_study, run_workers, runner_settings,
-                                          trial_rows, write_best_toml)
+    from mnist_tiny.tuning.search import (best_of, mask, objective_for, open_study, optimize, run_workers,
+                                          runner_settings, trial_rows, write_best_toml)
     from mnist_tiny.tuning.space import load_space
     from mnist_tiny.ui import render
 
@@ -85,7 +85,8 @@ def tune(
         else:
             objective = objective_for({k: v for k, v in flags.items() if v is not None}, sets, config, searched,
                                       folder, runner)
-            study_obj.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[show], gc_after_trial=False)
+            optimize(study_obj, objective, trials, timeout, show,
+                     lambda line: render.err_console.print(f"warning: {render.escape(line)}", highlight=False))
     except TrainingInterrupted:
         raise UserError(f"interrupted: the trial in progress is marked failed and never counted; the same command "
                         f"continues study {name!r}", 130) from None

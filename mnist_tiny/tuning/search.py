@@ -38,11 +38,12 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
     import optuna
     from optuna.storages import RDBStorage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's own warnings repeat, with a traceback, the failure that the command reports in one line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Heartbeats (how a killed worker's trial is found and failed) are "experimental" in Optuna's words only.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        engine = _storage(RDBStorage, storage)
+        engine = _storage(_steady_storage(RDBStorage), storage)
     except ImportError:
         raise UserError(f"--storage {mask(storage)}: its database driver is not installed (PostgreSQL: pip install "
                         "'psycopg[binary]', which the [test] extra brings)", 1) from None
@@ -80,13 +81,77 @@ def _storage(make, url: str):
     answers the loser with a duplicate-key error), so the loser tries again."""
     for attempt in range(6):
         try:
+            # SQLite: a writer waits up to 30 s for another's lock (not pysqlite's 5) before it gives up.
             return make(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                        engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+                        engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite")
+                        else {"pool_pre_ping": True})
         except Exception as e:  # noqa: BLE001 — re-raised unless it is that race
             if attempt == 5 or type(e).__name__ not in RACES:
                 raise
             time.sleep(0.3 + 0.4 * attempt)
     raise AssertionError("unreachable")
+
+
+def _steady_storage(base):
+    """Optuna's RDB storage with two repairs that several workers on one study need.
+
+    A waiting trial (the start recipe, enqueued as trial 0) goes to one worker only: Optuna reads its state with
+    SELECT … FOR UPDATE and then sets it, and SQLite ignores FOR UPDATE, so two workers starting together both ran
+    trial 0, in one folder (the second failed, and the first then could not report). Here taking it is one
+    conditional UPDATE, which any database does atomically. And a heartbeat that cannot be written (the database
+    busy) is tried again at the next beat: Optuna's beating thread would end, and 15 s later another worker would
+    fail a trial that is still training."""
+    from datetime import datetime
+
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    class SteadyStorage(base):
+        def set_trial_state_values(self, trial_id, state, values=None):
+            if state != TrialState.RUNNING or values is not None:
+                return super().set_trial_state_values(trial_id, state, values)
+            table = models.TrialModel
+            take = (sqlalchemy.update(table)
+                    .where(table.trial_id == trial_id, table.state == TrialState.WAITING)
+                    .values(state=TrialState.RUNNING, datetime_start=datetime.now()))
+            with self.engine.begin() as connection:
+                return connection.execute(take).rowcount == 1  # 0: another worker took it, or it has finished
+
+        def record_heartbeat(self, trial_id):
+            try:
+                super().record_heartbeat(trial_id)
+            except Exception:  # noqa: BLE001 — a missed beat; the grace period covers a few
+                pass
+
+    return SteadyStorage
+
+
+class TrialTakenOver(Exception):
+    """This worker's trial was marked failed by another (its heartbeat came late: a suspended machine, a lost
+    connection); the trial is lost, the worker goes on."""
+
+
+def optimize(study, objective: Callable, trials: int, timeout: float | None, callback: Callable, say: Callable) -> None:
+    """`study.optimize`, except that a trial taken over by another worker costs that trial and one line (`say`),
+    not the worker: Optuna ends `optimize` with a ValueError when it cannot record a trial that is already failed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done: list[int] = []
+    while len(done) < trials:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        try:
+            study.optimize(objective, n_trials=trials - len(done), timeout=left, gc_after_trial=False,
+                           callbacks=[callback, lambda _study, trial: done.append(trial.number)])
+            return
+        except ValueError:
+            lost = objective.taken_over  # set by the objective when its trial was taken over
+            if not lost:
+                raise
+            say(f"trial {lost.pop()}: marked failed by another worker (no heartbeat for {GRACE_SECONDS} s); "
+                f"it is not counted, this worker goes on")
+            done.append(-1)
 
 
 class PruningReporter:
@@ -105,7 +170,10 @@ class PruningReporter:
     def epoch_end(self, row: dict[str, Any]) -> None:
         import optuna
 
-        self.trial.report(row["val_acc"], row["epoch"])
+        try:
+            self.trial.report(row["val_acc"], row["epoch"])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise TrialTakenOver(self.trial.number) from None
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"epoch {row['epoch']}: validation {100 * row['val_acc']:.2f}%")
 
@@ -121,15 +189,21 @@ def objective_for(flags: dict[str, Any], sets: dict[str, Any], config: Path | No
 
     def objective(trial) -> float:
         values = suggest(trial, space)
+        objective.taken_over.clear()
         out = (study_dir / "trials" / f"{trial.study.study_name}-{trial.number:04d}").resolve()
         # The trial's values over everything else (a flag such as --epochs is the budget, not the trial's value).
         s = resolve_settings({**flags, **values, **runner, "test": False, "out": out}, config, sets=sets)
         trial.set_user_attr("run", str(out))
         started = time.monotonic()
-        summary = run_training(s, PruningReporter(trial))
+        try:
+            summary = run_training(s, PruningReporter(trial))
+        except TrialTakenOver:
+            objective.taken_over.append(trial.number)
+            raise
         trial.set_user_attr("seconds", round(time.monotonic() - started, 1))
         return float(summary[OBJECTIVE])
 
+    objective.taken_over = []
     return objective
 
 
