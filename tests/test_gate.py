@@ -137,3 +137,22 @@ def test_digits_drawn_with_a_marker_that_fills_the_image_read(tmp_path):
     rows = json.loads(CliRunner().invoke(app, ["predict", str(tmp_path), "--json"]).stdout)
     wrong = [(Path(r["path"]).name, r.get("text")) for r in rows if r.get("text") != Path(r["path"]).name[0]]
     assert len(rows) == 30 and len(wrong) <= 1, wrong
+
+
+def test_a_thick_digit_filling_a_small_image_is_not_taken_for_ruled_lines(tmp_path):
+    """The solid columns of a thick 8 that fills a small photo once passed for ruled lines (a band of long runs
+    may be 0.03 × the side + 5 px wide) and were cut out: the 8 read "81" or was refused. A line's band now
+    stands out from the rows beside it; ruled and squared paper are `test_numbers`'."""
+    from mnist_tiny.reader.images import paper_to_ink
+    from mnist_tiny.reader.segment import remove_lines
+    from mnist_tiny.reader.strokes import STROKES, drawn
+
+    rng = np.random.default_rng(7)
+    for k, digit in enumerate((0, 6, 8, 9) * 10):  # images of 89–290 px, pens of 16–24% of the digit
+        size = 64 + 4 * k
+        ink = np.pad(drawn(STROKES[digit], rng, size, (16, 24)), size // 5)
+        Image.fromarray((242 - ink * 230).astype(np.uint8)).save(tmp_path / f"{digit}-{k:02d}.png")
+        assert remove_lines(paper_to_ink(1 - ink))[1] == 0, (digit, size)
+    rows = json.loads(CliRunner().invoke(app, ["predict", str(tmp_path), "--json"]).stdout)
+    wrong = [(Path(r["path"]).name, r.get("text")) for r in rows if r.get("text") != Path(r["path"]).name[0]]
+    assert len(rows) == 40 and not wrong, wrong

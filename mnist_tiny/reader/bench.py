@@ -7,6 +7,7 @@
   digits 55,000–59,999, other fonts, other seeds): digits read right (and, of those, flagged all the same), and
   the non-digits refused (no text) and refused or flagged (low confidence), per kind;
 - digits drawn on a pad (strokes of every width) on white, dark and transparent backgrounds: read right;
+- digits drawn with a wide pen filling small images: read right;
 - the time a read takes, for the server's sake.
 
 Prints JSON; docs/reading.md has the figures and the command.
@@ -116,6 +117,35 @@ def pad_digits(reader, count: int, seed: int, gate) -> dict:
     return out
 
 
+def thick_digits(reader, count: int, seed: int, gate) -> dict:
+    """Digits drawn with a wide pen (10–24% of their size) filling 45–85% of a small image (96–200 px), dark on
+    white and light on dark: where a thick digit's solid columns could pass for ruled lines (docs/reading.md)."""
+    import io
+
+    from PIL import Image
+
+    from mnist_tiny.reader.images import decode_image
+    from mnist_tiny.reader.strokes import STROKES, drawn
+
+    rng = np.random.default_rng(seed)
+    greys, labels = [], []
+    for i in range(count):
+        digit, side, fill = int(rng.integers(0, 10)), int(rng.integers(96, 201)), rng.uniform(0.45, 0.85)
+        size = max(8, int(side * fill))
+        ink = drawn(STROKES[digit], rng, size, (10, 24))
+        canvas = np.zeros((side, side), np.float32)
+        top, left = (int(rng.integers(0, side - size + 1)) for _ in range(2))
+        canvas[top:top + size, left:left + size] = ink
+        image = Image.fromarray((250 - canvas * 225 if i % 2 == 0 else 20 + canvas * 230).astype(np.uint8))
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        greys.append(decode_image(io.BytesIO(buffer.getvalue()), "png"))
+        labels.append(digit)
+    rows = read_greys(reader, greys, gate)
+    return {"images": count, "read_right": float(np.mean([r.get("text") == str(label)
+                                                           for r, label in zip(rows, labels)]))}
+
+
 def main() -> None:
     from mnist_tiny.embed.runtime import READER_MODEL, OnnxReader, shipped_onnx
     from mnist_tiny.reader.gate import shipped_gate
@@ -123,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="one-mark images")
     parser.add_argument("--pad", type=int, default=1500, help="digits drawn on a pad")
+    parser.add_argument("--thick", type=int, default=1000, help="thick-pen digits filling small images")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--model", default=READER_MODEL)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MNIST_TINY_DATA_DIR", "data")))
@@ -133,7 +164,8 @@ def main() -> None:
         started = time.perf_counter()
         report[name] = {"mnist_png": mnist_pngs(reader, args.data_dir, gate),
                         "one_mark": one_marks(reader, args.data_dir, args.count, args.seed, gate),
-                        "pad": pad_digits(reader, args.pad, args.seed, gate)}
+                        "pad": pad_digits(reader, args.pad, args.seed, gate),
+                        "thick": thick_digits(reader, args.thick, args.seed, gate)}
         report[name]["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=1))
 

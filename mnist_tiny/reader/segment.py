@@ -17,6 +17,8 @@ import numpy as np
 
 THRESHOLD = 0.35  # ink above this is a stroke pixel (paper is 0, a stroke's core 1)
 LINE_THRESHOLD = 0.06  # and above this, part of a ruled line if it runs across the page
+# A line's band keeps its pixels only if the FLANK rows beside it hold under FLANK_SHARE of its own ink.
+FLANK, FLANK_SHARE = 3, 0.5
 MAX_DIGITS = 20  # more separate marks than this is writing or a drawing, not a number
 MAX_ROWS = 10  # more rows than this is a page of writing, not numbers
 MAX_RUNS = 40_000  # more runs of ink than this in ≤512×512 pixels is texture or noise, not handwriting
@@ -71,6 +73,7 @@ def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
     runs = long_runs(closed, int(0.4 * w))
     row_cover = runs.sum(1) / w
     bands = [(a, b) for a, b in _bands(row_cover >= 0.6) if b - a <= 0.03 * h + 5]
+    bands = _standing_out(mask, bands)
     spans = [float(row_cover[a:b].max()) for a, b in bands]
     if not (len(bands) >= 2 or (lone and bands and max(spans) >= 0.95)):
         return np.zeros_like(mask)
@@ -78,6 +81,23 @@ def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
     for a, b in bands:
         lines[a:b] = runs[a:b] & mask[a:b]
     return lines
+
+
+def _standing_out(mask: np.ndarray, bands: list[tuple[int, int]], reach: int = FLANK) -> list[tuple[int, int]]:
+    """The bands whose ink stands out from the rows beside them: a ruled line crosses paper, where a few strokes
+    touch it, while the solid columns of a thick digit that fills a small image have ink beside them too (the
+    rows up to `reach` beyond the band, other bands left out: squared paper's lines lie close)."""
+    h = mask.shape[0]
+    cover = mask.mean(1)
+    banded = np.zeros(h, dtype=bool)
+    for a, b in bands:
+        banded[a:b] = True
+    kept = []
+    for a, b in bands:
+        beside = [r for r in [*range(max(0, a - reach), a), *range(b, min(h, b + reach))] if not banded[r]]
+        if not beside or float(cover[beside].mean()) <= FLANK_SHARE * float(cover[a:b].max()):
+            kept.append((a, b))
+    return kept
 
 
 def _bands(rows: np.ndarray) -> list[tuple[int, int]]:
