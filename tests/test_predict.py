@@ -102,3 +102,34 @@ def test_preprocess_matches_mnist_on_mnist_digits(digits):
     assert processed.shape == (20, 1, 28, 28)
     # MNIST digits are already 20×20-in-28×28 and centred: preprocessing changes them only a little.
     assert (processed[:, 0] - torch.from_numpy(images).float() / 255).abs().mean() < 0.1
+
+
+@pytest.mark.parametrize("canvas, size, at", [
+    ((600, 900), 420, (90, 300)),   # a digit drawn large: located on a shrunk copy
+    ((480, 640), 150, (300, 60)),   # mid-sized, off-centre
+    ((512, 512), 36, (400, 440)),   # small on a big page: located at the working size
+])
+def test_drawn_digits_of_any_size_are_read_and_boxed_in_the_images_own_pixels(tmp_path, canvas, size, at):
+    from mnist_tiny.reader.images import decode_image
+    from mnist_tiny.reader.predict import DIGIT_PX, locate_quick
+    from mnist_tiny.reader.strokes import STROKES, drawn
+
+    rng = np.random.default_rng(size)
+    for digit in (2, 5, 7):
+        ink = np.zeros(canvas, np.float32)
+        ink[at[0]:at[0] + size, at[1]:at[1] + size] = drawn(STROKES[digit], rng, size, (4, 9))
+        path = tmp_path / f"drawn-{size}-{digit}.png"
+        Image.fromarray((250 - ink * 225).astype(np.uint8)).save(path)
+        rows, cols = np.nonzero(ink > 0.5)
+        truth = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+        result = CliRunner().invoke(app, ["predict", str(path), "--json"])
+        assert result.exit_code == 0, result.output
+        (row,) = json.loads(result.stdout)
+        assert row["text"] == str(digit), row
+        box = row["digits"][0]["box"]
+        assert all(abs(b - t) <= 0.06 * size + 3 for b, t in zip(box, truth)), (box, truth)
+        grey = decode_image(path.open("rb"), "png")
+        used, layout, _ = locate_quick(grey)
+        if size >= 150:  # what the scout is for: a large digit costs the pixels of a small one
+            tallest = max(bottom - top for top, bottom, _, _ in layout.boxes)
+            assert max(used.shape) < max(grey.shape) and tallest <= 1.25 * DIGIT_PX, (used.shape, tallest)
