@@ -83,3 +83,26 @@ def test_what_pillow_warns_about_a_file_never_reaches_the_log(tmp_path):
         assert load_image(tmp_path / "odd.png").shape
 
 
+
+
+def test_a_request_of_large_pngs_decodes_one_at_most(monkeypatch):
+    """Each image spends the request's pixel budget before it decodes. A PNG's orientation was read first, and
+    Pillow decodes a whole PNG to look for an eXIf chunk after its pixels: eight 36-megapixel PNGs of 40 KB each
+    (a blank page compresses that well) were all decoded before the budget refused the second."""
+    import io
+
+    from PIL import ImageFile
+
+    from mnist_tiny.embed.server import read_uploads
+    from mnist_tiny.reader.images import MAX_PIXELS, PixelBudget
+
+    buffer = io.BytesIO()
+    Image.new("L", (6000, 6000), 255).save(buffer, "PNG")
+    decodes = []
+    prepare = ImageFile.ImageFile.load_prepare
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", lambda self: (decodes.append(self.size), prepare(self)))
+    uploads = [(f"page-{i}.png", buffer.getvalue()) for i in range(8)]
+    rows = read_uploads(lambda x: np.zeros((len(x), 10), np.float32), uploads, 3, "auto", False,
+                        PixelBudget(MAX_PIXELS))
+    assert len(decodes) == 1, decodes
+    assert sum("budget" in r.get("error", "") for r in rows) == 7, rows

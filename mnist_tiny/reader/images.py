@@ -77,11 +77,14 @@ def decode_image(source, label: str, with_size: bool = False, budget: PixelBudge
                     raise UserError(f"{label}: refused, a JPEG of {scans:,} scans (a photo has about 10; "
                                     f"limit {MAX_SCANS})")
                 image.seek(0)  # animated GIF/WebP: the first frame
-                size = image.size if image.getexif().get(0x0112, 1) < 5 else image.size[::-1]  # as it is shown
+                stored = image.size
                 image.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced size directly
                 if budget is not None:
                     budget.spend(image.width * image.height * scans, label)
                 image.load()
+                # The orientation only now: a PNG's getexif() decodes the whole image to look for an eXIf chunk
+                # after the pixels, which would come before the budget is spent.
+                size = stored if image.getexif().get(0x0112, 1) < 5 else stored[::-1]  # as it is shown
                 ImageOps.exif_transpose(image, in_place=True)  # a copy would double the peak on a big photo
                 grey = to_grey(image)
                 return (grey, size) if with_size else grey
