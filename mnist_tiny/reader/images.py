@@ -205,10 +205,13 @@ def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def _shrink(grey: np.ndarray) -> np.ndarray:
+    return grey if max(grey.shape) <= WORK_SIZE else shrink_to(grey, WORK_SIZE)
+
+
+def shrink_to(grey: np.ndarray, side: int) -> np.ndarray:
+    """`grey` resampled (area) so that its longer side is `side`, the aspect kept."""
     h, w = grey.shape
-    if max(h, w) <= WORK_SIZE:
-        return grey
-    size = (max(1, round(h * WORK_SIZE / max(h, w))), max(1, round(w * WORK_SIZE / max(h, w))))
+    size = (max(1, round(h * side / max(h, w))), max(1, round(w * side / max(h, w))))
     return resize_area(np.asarray(grey, dtype=np.float32), size)
 
 

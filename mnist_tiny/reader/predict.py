@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from mnist_tiny.errors import UserError, require_file
-from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink, resize_area
+from mnist_tiny.reader.images import _ink_box, centre_digit, load_image, paper_to_ink, resize_area, shrink_to
 from mnist_tiny.reader.line import read_rows, rows_instead
 from mnist_tiny.reader.segment import MAX_DIGITS, digit_height, find_digits, join, remove_lines, spans
 
@@ -225,7 +225,7 @@ def locate_quick(grey: np.ndarray, expect: str = "auto") -> tuple[np.ndarray, La
     h, w = grey.shape
     if not SCOUT_SIZE or max(h, w) <= 1.25 * SCOUT_SIZE:  # small already (MNIST's own format among them)
         return (grey, *locate(grey, expect))
-    scout = _shrunk(grey, SCOUT_SIZE)
+    scout = shrink_to(grey, SCOUT_SIZE)
     layout, _ = locate(scout, expect)
     if layout is None:
         return (grey, *locate(grey, expect))
@@ -235,14 +235,8 @@ def locate_quick(grey: np.ndarray, expect: str = "auto") -> tuple[np.ndarray, La
         return scout, layout, None
     if side >= 0.8 * max(h, w):
         return (grey, *locate(grey, expect))
-    grey = _shrunk(grey, round(side))
+    grey = shrink_to(grey, round(side))
     return (grey, *locate(grey, expect))
-
-
-def _shrunk(grey: np.ndarray, side: int) -> np.ndarray:
-    h, w = grey.shape
-    f = side / max(h, w)
-    return resize_area(np.asarray(grey, np.float32), (max(1, round(h * f)), max(1, round(w * f))))
 
 
 def locate_into(result: dict[str, Any], grey: np.ndarray, size: tuple[int, int], found: list, index: int,
