@@ -208,6 +208,21 @@ def test_a_dripped_body_times_out_and_requests_in_flight_are_capped(server):
     assert status == 200 and b'"digit":4' in body
 
 
+def test_bodies_over_the_bounds_are_refused_before_they_are_read(server):
+    # A declared length over the limit is answered at once: the client has sent its headers and nothing else.
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 99999999\r\n\r\n")
+        assert b" 413 " in s.recv(4096).split(b"\r\n")[0]
+    # A multipart body without a length (chunked) would be spooled whole before its parts could be counted.
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        answer = s.recv(4096)
+        assert b" 411 " in answer.split(b"\r\n")[0] and b"Content-Length" in answer
+    status, body = _request(server, "GET", "/health")
+    assert status == 200 and b'"ok"' in body
+
+
 def test_one_corrupt_upload_costs_its_own_row(server):
     good = (EXAMPLES / "marker-8.png").read_bytes()
     truncated = good[: len(good) // 2]

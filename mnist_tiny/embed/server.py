@@ -51,27 +51,7 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
                          description="Read handwritten digits: POST an image to /predict, or draw one at /.")
     page = (resources.files("mnist_tiny.embed") / "static" / "index.html").read_text(encoding="utf-8")
     limiter = anyio.CapacityLimiter(readers)
-    admitted = {"now": 0}
-
-    @app.middleware("http")
-    async def bounded(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            return JSONResponse({"detail": f"request body of {int(declared):,} bytes is over the limit of "
-                                           f"{max_bytes:,}"}, status_code=413)
-        if declared is None and request.headers.get("content-type", "").lower().startswith("multipart/"):
-            # A multipart body is parsed (and spooled) whole before its parts can be counted: its length first.
-            return JSONResponse({"detail": "a multipart upload needs a Content-Length header"}, status_code=411)
-        if request.method != "POST":
-            return await call_next(request)
-        if admitted["now"] >= in_flight:
-            return JSONResponse({"detail": f"busy: {in_flight} requests are being read; try again shortly"},
-                                status_code=503, headers={"Retry-After": "1"})
-        admitted["now"] += 1
-        try:
-            return await call_next(request)
-        finally:
-            admitted["now"] -= 1
+    app.add_middleware(Bounded, max_bytes=max_bytes, in_flight=in_flight)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -110,6 +90,39 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         return results
 
     return app
+
+
+class Bounded:
+    """Refuses what is over the bounds before a body is read: a declared length over `max_bytes` (413), a multipart
+    upload without a length (411), a POST beyond `in_flight` admitted at a time (503, Retry-After). Plain ASGI, not
+    `@app.middleware`: Starlette's BaseHTTPMiddleware adds a task and a stream to every request."""
+
+    def __init__(self, app, max_bytes: int, in_flight: int) -> None:
+        self.app, self.max_bytes, self.in_flight, self.now = app, max_bytes, in_flight, 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])  # names arrive lower-cased
+        declared = headers.get(b"content-length")
+        refusal = None
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            refusal = (f"request body of {int(declared):,} bytes is over the limit of {self.max_bytes:,}", 413, None)
+        elif declared is None and headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+            # A multipart body is parsed (and spooled) whole before its parts can be counted: its length first.
+            refusal = ("a multipart upload needs a Content-Length header", 411, None)
+        elif scope["method"] == "POST" and self.now >= self.in_flight:
+            refusal = (f"busy: {self.in_flight} requests are being read; try again shortly", 503, {"Retry-After": "1"})
+        if refusal is not None:
+            detail, status, extra = refusal
+            return await JSONResponse({"detail": detail}, status_code=status, headers=extra)(scope, receive, send)
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        self.now += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.now -= 1
 
 
 def read_uploads(reader, uploads: list[tuple[str, bytes]], top_k: int, expect: str, keep_inputs: bool,
