@@ -87,3 +87,23 @@ def test_onnx_metadata_never_drives_the_terminal(tmp_path):
     assert "\\x1b]0;pwned\\x07" in result.stdout, result.stdout
 
 
+
+
+def test_the_watchdog_stops_every_run_past_its_deadline_and_no_other():
+    from types import SimpleNamespace
+
+    from mnist_tiny.embed.runtime import Watchdog
+
+    dog = Watchdog()
+    for _ in range(3):  # finished runs: the thread sleeps until the first one's deadline, 30 s away
+        dog.forget(dog.watch(30.0, SimpleNamespace(terminate=False)))
+    stuck = [SimpleNamespace(terminate=False) for _ in range(3)]
+    dog.watch(0.3, stuck[0])  # earlier than the thread's wake-up: it is woken
+    dog.watch(0.6, stuck[1])  # later than that: found when the thread wakes for the first
+    done = SimpleNamespace(terminate=False)
+    dog.forget(dog.watch(0.1, done))
+    dog.watch(0.9, stuck[2])
+    give_up = time.monotonic() + 10  # far under the 30 s the thread slept towards: it was woken for these
+    while not all(s.terminate for s in stuck) and time.monotonic() < give_up:
+        time.sleep(0.02)
+    assert all(s.terminate for s in stuck) and not done.terminate
