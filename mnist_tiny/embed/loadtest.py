@@ -44,7 +44,7 @@ def _peak_rss_mb(pid: int) -> float:
     return total
 
 
-def run(clients: int, seconds: float, images: list[bytes], workers: int = 1) -> dict:
+def run(clients: int, seconds: float, images: list[bytes], workers: int = 1, settle: float = 5.0) -> dict:
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "mnist_tiny", "serve", "--port", str(port), "--workers",
                                str(workers)],
@@ -59,6 +59,10 @@ def run(clients: int, seconds: float, images: list[bytes], workers: int = 1) -> 
                 if time.time() > deadline or server.poll() is not None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.1)
+        # The port opens before the worker processes have loaded the app: clients that connected now would all be
+        # taken by the first worker ready, and their keep-alive connections would stay there (half the throughput
+        # with two workers). So the workers get `settle` seconds first.
+        time.sleep(settle)
         latencies: list[float] = []
         errors = [0]
         lock = threading.Lock()
@@ -108,16 +112,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds for the workers to start, before clients connect")
     parser.add_argument("--images", type=Path, default=Path(__file__).resolve().parents[2] / "examples")
     args = parser.parse_args()
-    if not 1 <= args.seconds <= 600 or not all(1 <= c <= 256 for c in args.clients):
-        raise SystemExit("--seconds 1..600 and --clients 1..256")
+    if not 1 <= args.seconds <= 600 or not all(1 <= c <= 256 for c in args.clients) or not 0 <= args.settle <= 60:
+        raise SystemExit("--seconds 1..600, --clients 1..256 and --settle 0..60")
     # The examples that hold digits: a blank page or a letter is answered 422 (no digit), which counts as an error.
     pngs = [p.read_bytes() for p in sorted(args.images.glob("*.png")) if not p.name.startswith(("blank", "letter"))]
     if not pngs:
         raise SystemExit(f"no PNG images in {args.images}")
     for n in args.clients:
-        print(json.dumps(run(n, args.seconds, pngs, args.workers)), flush=True)
+        print(json.dumps(run(n, args.seconds, pngs, args.workers, args.settle)), flush=True)
 
 
 if __name__ == "__main__":
