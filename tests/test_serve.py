@@ -202,3 +202,37 @@ def test_the_page_reads_a_digit_drawn_with_the_mouse_in_chromium(tmp_path):
             page.quit()
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_two_worker_processes_serve_and_stop_together():
+    """`serve --workers 2`: uvicorn's worker processes, each with its own reader, answer under a short load; a
+    stop signal to the command takes its workers with it."""
+    import http.client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mnist-tiny"), "serve", "--port", str(port),
+                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        time.sleep(3)  # both workers have loaded the app
+        workers = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+        assert len(workers) >= 2, workers
+        _sixteen_clients(port)
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=30)
+    assert "2 workers" in out, out
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+    assert not alive, f"worker processes left running: {alive}"
