@@ -87,8 +87,6 @@ def test_onnx_metadata_never_drives_the_terminal(tmp_path):
     assert "\\x1b]0;pwned\\x07" in result.stdout, result.stdout
 
 
-
-
 def test_the_watchdog_stops_every_run_past_its_deadline_and_no_other():
     from types import SimpleNamespace
 

@@ -217,14 +217,17 @@ def test_two_worker_processes_serve_and_stop_together():
     try:
         deadline = time.monotonic() + 90
         while True:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 conn.request("GET", "/health")
                 if conn.getresponse().status == 200:
                     break
             except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+                pass
+            finally:
+                conn.close()
+            assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
         time.sleep(3)  # both workers have loaded the app
         workers = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
         assert len(workers) >= 2, workers
