@@ -30,8 +30,9 @@ MAX_BYTES = 10 << 20  # per request
 MAX_FILES = 64
 IMAGE_TYPES = ("image/", "application/octet-stream")
 # Reading is CPU work: it runs off the event loop, on at most READERS threads at a time (decoders and onnxruntime
-# release the GIL), so /health and the page answer while it goes on. At most IN_FLIGHT requests are admitted at a
-# time, bodies included (memory: IN_FLIGHT × MAX_BYTES); the next is a 503 with Retry-After, not a queue.
+# release the GIL; one per process with several workers, `app_from_environment`), so /health and the page answer
+# while it goes on. At most IN_FLIGHT requests are admitted at a time, bodies included (memory: IN_FLIGHT ×
+# MAX_BYTES); the next is a 503 with Retry-After, not a queue.
 READERS = 2
 IN_FLIGHT = 16
 # What one request may decode, in pixels × JPEG scans (reader.images.PixelBudget): one largest image's worth.
