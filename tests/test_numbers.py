@@ -316,3 +316,42 @@ def test_a_short_piece_with_a_digits_worth_of_ink_is_not_left_out():
 
     assert reading(0.6) == [1]  # the loop is kept: stem and loop, one digit
     assert reading(0.02) == [0]  # a speck is left out
+
+
+def _flood_labels(mask: np.ndarray) -> np.ndarray:
+    """8-connected components by a plain flood fill, numbered in row-major order of their first pixel."""
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    count = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if labels[y, x]:
+            continue
+        count += 1
+        labels[y, x] = count
+        stack = [(y, x)]
+        while stack:
+            cy, cx = stack.pop()
+            for ny in range(max(0, cy - 1), min(mask.shape[0], cy + 2)):
+                for nx in range(max(0, cx - 1), min(mask.shape[1], cx + 2)):
+                    if mask[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = count
+                        stack.append((ny, nx))
+    return labels
+
+
+def test_connected_components_are_a_flood_fills():
+    """The run-based labelling (whole-array rounds of hooking and pointer jumping) against a flood fill: random
+    masks of every density, and a snake, whose one component needs the most rounds."""
+    from mnist_tiny.reader.segment import components
+
+    rng = np.random.default_rng(3)
+    masks = [rng.random(tuple(rng.integers(1, 40, 2))) < rng.uniform(0.05, 0.7) for _ in range(300)]
+    snake = np.zeros((61, 40), dtype=bool)  # rows joined at alternate ends: one long path
+    snake[::2] = True
+    for row in range(1, 61, 2):
+        snake[row, -1 if row % 4 == 1 else 0] = True
+    masks += [snake, snake[:, ::-1], np.zeros((5, 7), dtype=bool), np.ones((9, 4), dtype=bool)]
+    for mask in masks:
+        labels, count = components(mask)
+        expected = _flood_labels(mask)
+        assert count == expected.max() and np.array_equal(labels, expected)
+    assert components(snake)[1] == 1

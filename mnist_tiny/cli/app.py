@@ -540,6 +540,10 @@ from mnist_tiny.cli import tune as _tune  # noqa: E402,F401 — registers `tune`
 
 
 def main() -> None:
+    # BLAS on one thread (unless the user set it): the reader's resampling is small matrix products, which OpenBLAS
+    # would split over threads that wait for a core another server worker holds. Before numpy is first imported;
+    # torch's own threads are set apart (MNIST_TINY_THREADS).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     except SystemExit as e:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -176,7 +177,7 @@ def locate(grey: np.ndarray, expect: str = "auto") -> tuple[Layout | None, str |
         runs += [(first + a, first + b) for a, b in spans(mine, height)]
         small = [p.box[1] - p.box[0] < 0.45 * height for p in mine]
         inks = [float(p.ink.sum()) for p in mine]
-        typical = max(float(np.median([v for v, s in zip(inks, small) if not s] or [1.0])), 1e-6)
+        typical = max(float(median([v for v, s in zip(inks, small) if not s] or [1.0])), 1e-6)
         short += small
         mass += [v / typical for v in inks]
     joined = [join(pieces[a:b + 1]) for a, b in runs]
