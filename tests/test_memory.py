@@ -7,7 +7,7 @@ import pytest
 
 STEPS = """
 import resource, sys, torch
-from mnist_tiny.fast.memory import keep_freed_memory
+from mnist_tiny.process_memory import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 per_step = []

@@ -70,8 +70,8 @@ class OnnxReader:
     """An ONNX file as a logits function; `meta` is the metadata `export` wrote into it. Refused in one line unless
     it is a digit reader: one N×1×28×28 float input, an N×10 float output, finite on a trial batch of two blank
     images within TRIAL_SECONDS. One thread by default, as the gate and the line reader: a read is a few crops,
-    and onnxruntime's pool of one thread a core spins after every run (the one-worker server burnt 16 ms of CPU a
-    request against 7 ms; docs/embed.md). `threads=None`: onnxruntime's own choice."""
+    and onnxruntime's pool of one thread a core spins after every run (the one-worker server burnt twice the CPU a
+    request of two one-thread workers; docs/embed.md). `threads=None`: onnxruntime's own choice."""
 
     def __init__(self, path: Path, threads: int | None = 1):
         from mnist_tiny.errors import require_file

@@ -47,9 +47,9 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
     `OnnxReader`; its `temperature` calibrates the confidences)."""
     from fastapi_offline import FastAPIOffline
 
-    from mnist_tiny.embed.heap import keep_freed_memory
+    from mnist_tiny.embed import worker
 
-    keep_freed_memory()
+    worker.prepare()  # malloc that keeps freed memory, BLAS on one thread
 
     # /docs and /redoc with Swagger UI's and ReDoc's files served from the package (FastAPI's own load them
     # from a CDN: blank without the internet, and third-party code on this origin).

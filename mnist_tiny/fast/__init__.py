@@ -24,7 +24,7 @@ from torch import nn
 
 from mnist_tiny.fast import kernels
 from mnist_tiny.fast.layout import fold_batchnorm, inference_copy, lay_out
-from mnist_tiny.fast.memory import keep_freed_memory
+from mnist_tiny.process_memory import keep_freed_memory
 
 __all__ = ["prepare", "inference_copy", "fold_batchnorm", "accelerate"]
 
