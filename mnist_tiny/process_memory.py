@@ -1,9 +1,10 @@
 """Keep the memory a process frees for its next batch, instead of handing it back to the OS.
 
 Every training step and evaluation batch allocates the same few activation tensors (megabytes each) and frees
-them again; every image the server reads, temporaries of a few hundred kilobytes (`embed.worker`). glibc's malloc serves blocks that large from fresh `mmap`s, or trims them off the heap when freed, so
-a step pays to fault the same pages in again. Its dynamic thresholds adapt only after a block of each new size has
-been freed, so a fresh process (a benchmark epoch, one `eval`) pays on its first batches of every shape. Fixing the
+them again; every image the server reads makes temporaries of a few hundred kilobytes (`embed.worker`). glibc's
+malloc serves blocks that large from fresh `mmap`s, or trims them off the heap when freed, so a step pays to fault
+the same pages in again. Its dynamic thresholds adapt only after a block of each new size has been freed, so a
+fresh process (a benchmark epoch, one `eval`) pays on its first batches of every shape. Fixing the
 thresholds keeps freed blocks on the heap.
 What it gains is in docs/performance.md ("Memory kept between steps") and docs/embed.md (the server).
 """

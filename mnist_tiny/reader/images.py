@@ -138,9 +138,10 @@ def to_grey(image: Image.Image) -> np.ndarray:
     transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info)
     if transparent:
-        # Premultiplied while shrinking, so the colour under transparent pixels does not bleed into the ink (an
-        # image small enough to need no shrinking is used as it is: the round trip costs a third of its read).
-        rgba = _reduce(image, "RGBa").convert("RGBA") if max(image.size) >= 2 * WORK_SIZE else _convert(image, "RGBA")
+        # Premultiplied while shrinking, so the colour under transparent pixels does not bleed into the ink; an
+        # image that needs no shrinking skips the round trip (0.3 ms of a 300-px drawing's read).
+        shrunk = max(image.size) >= 2 * WORK_SIZE
+        rgba = _reduce(image, "RGBa").convert("RGBA") if shrunk else _convert(image, "RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
         grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
         return _shrink(_flatten(grey, alpha) if alpha.min() < 1 else grey)
@@ -334,8 +335,8 @@ def _local_paper(ink: np.ndarray) -> np.ndarray | float:
 
 
 def _percentile_20(values: np.ndarray) -> np.ndarray:
-    """np.percentile(values, 20, axis=-1) (linear between the neighbouring ranks) by one partial sort: a third of
-    the time on the cells of `_local_paper`."""
+    """np.percentile(values, 20, axis=-1) (linear between the neighbouring ranks) by one partial sort: 35 against
+    115 µs on the 8×8 cells of `_local_paper`."""
     position = 0.2 * (values.shape[-1] - 1)
     low = int(position)
     high = min(low + 1, values.shape[-1] - 1)
@@ -400,8 +401,8 @@ def _area_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
 
 
 # Up to this many output pixels an axis is resampled as a product with its window matrix (n×m), 4-10× faster than
-# the cumulative sums on these cores; it needs BLAS on one thread (cli.app.main: a second would wait for a core
-# that the other server worker holds). Larger outputs (the working size) keep the sums: no n×m matrix.
+# the cumulative sums on these cores; it needs BLAS on one thread (cli.app.main, embed.worker: a second would wait
+# for a core that the other server worker holds). Larger outputs (the working size) keep the sums: no n×m matrix.
 SMALL_AREA = 128
 
 
