@@ -247,3 +247,14 @@ def test_two_worker_processes_serve_and_stop_together():
     while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(running, workers)), f"processes left running: {[p for p in workers if running(p)]}"
+
+
+def test_the_load_benchmark_reports_what_a_request_costs_the_server():
+    """`python -m mnist_tiny.embed.loadtest` (docs/embed.md's figures): its own server, real requests, and the
+    fields the docs quote, the server's CPU time per request among them."""
+    from mnist_tiny.embed import loadtest
+
+    report = loadtest.run(2, 2.0, [(EXAMPLES / "marker-8.png").read_bytes()], workers=1, settle=0)
+    assert report["requests"] > 0 and report["errors"] == 0
+    assert report["p50_ms"] <= report["p99_ms"] and report["server_peak_mb"] > 10
+    assert 0 < report["server_cpu_ms_per_request"] < 1000

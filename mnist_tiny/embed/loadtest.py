@@ -3,8 +3,8 @@
     python -m mnist_tiny.embed.loadtest --clients 16 --seconds 30
 
 Starts its own server on a free local port, runs for a bounded time, and prints throughput, p50/p99 latency,
-errors and the server's peak memory as JSON. Clients are threads on keep-alive connections (http.client), so they
-share the machine with the server, as a real local client would.
+errors, the server's peak memory and its CPU time per request as JSON. Clients are threads on keep-alive
+connections (http.client), so they share the machine with the server, as a real local client would.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -27,15 +28,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree(pid: int) -> list[int]:
+    """The server and its worker processes (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *(int(c) for c in f.read().split())]
+    except OSError:
+        return [pid]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server and its worker processes so far."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mb(pid: int) -> float:
     """Peak resident memory of the server and its worker processes, summed (Linux /proc)."""
     total = 0.0
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
-    except OSError:
-        children = []
-    for p in [pid, *children]:
+    for p in _tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 total += next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
@@ -91,17 +109,22 @@ def run(clients: int, seconds: float, images: list[bytes], workers: int = 1, set
                 latencies.extend(mine)
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        cpu_before = _cpu_seconds(server.pid)
         began = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - began
+        server_cpu = _cpu_seconds(server.pid) - cpu_before
         latencies.sort()
         q = statistics.quantiles(latencies, n=100)
         return {"clients": clients, "workers": workers, "seconds": round(elapsed, 1), "requests": len(latencies), "errors": errors[0],
                 "per_second": round(len(latencies) / elapsed, 1), "p50_ms": round(1000 * q[49], 1),
-                "p99_ms": round(1000 * q[98], 1), "server_peak_mb": round(_peak_rss_mb(server.pid), 1)}
+                "p99_ms": round(1000 * q[98], 1), "server_peak_mb": round(_peak_rss_mb(server.pid), 1),
+                # what a request costs the server, whoever else shares the cores (the clients do): less noisy
+                # than requests/s for comparing two versions
+                "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(latencies)), 2)}
     finally:
         server.terminate()
         server.wait(timeout=30)
