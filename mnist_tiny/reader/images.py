@@ -140,8 +140,7 @@ def to_grey(image: Image.Image) -> np.ndarray:
     if transparent:
         # Premultiplied while shrinking, so the colour under transparent pixels does not bleed into the ink; an
         # image that needs no shrinking skips the round trip (0.3 ms of a 300-px drawing's read).
-        shrunk = max(image.size) >= 2 * WORK_SIZE
-        rgba = _reduce(image, "RGBa").convert("RGBA") if shrunk else _convert(image, "RGBA")
+        rgba = _reduce(image, "RGBa").convert("RGBA") if _factor(image) >= 2 else _convert(image, "RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
         grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255
         return _shrink(_flatten(grey, alpha) if alpha.min() < 1 else grey)
@@ -160,9 +159,14 @@ def to_grey(image: Image.Image) -> np.ndarray:
 BAND = 64  # rows of the shrunk image converted at a time
 
 
+def _factor(image: Image.Image) -> int:
+    """The whole factor `_reduce` shrinks by (under 2: it does not)."""
+    return max(image.size) // WORK_SIZE
+
+
 def _reduce(image: Image.Image, mode: str) -> Image.Image:
     """`image` in `mode`, shrunk by a whole factor (box filter) to under twice WORK_SIZE per side."""
-    factor = max(image.size) // WORK_SIZE
+    factor = _factor(image)
     if factor < 2:
         return _convert(image, mode)
     w, h = image.size
@@ -197,10 +201,9 @@ def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     inside[:, 1:] &= opaque[:, :-1]
     inside[:, :-1] &= opaque[:, 1:]
     rim = opaque & ~inside
-    rim_grey = float(grey[rim].mean()) if rim.any() else 0.0
-    inside_grey = float(grey[inside].mean()) if inside.any() else 0.0
-    if inside.any() and rim.any() and abs(rim_grey - inside_grey) > 0.1:
-        paper = 1.0 if rim_grey > inside_grey else 0.0
+    lighter_rim = float(grey[rim].mean()) - float(grey[inside].mean()) if inside.any() and rim.any() else 0.0
+    if abs(lighter_rim) > 0.1:
+        paper = 1.0 if lighter_rim > 0 else 0.0
     else:
         weight = alpha * alpha
         weight *= weight  # alpha⁴ (numpy's ** 4 is 40× slower): the most opaque pixels are the ink
@@ -390,8 +393,7 @@ def _area_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
     if n <= SMALL_AREA and m <= 4 * WORK_SIZE:  # a small output (the scout, a digit's 20 px): one matrix product
         weights = _area_weights(m, n)
         return (weights @ a if axis == 0 else a @ weights.T).astype(np.float32, copy=False)
-    i = np.arange(n)
-    start, stop = (i * m) // n, -((-(i + 1) * m) // n)
+    start, stop = _windows(m, n)
     total = np.cumsum(a, axis=axis, dtype=np.float64)
     total = np.concatenate([np.zeros_like(np.take(total, [0], axis=axis)), total], axis=axis)
     sums = np.take(total, stop, axis=axis) - np.take(total, start, axis=axis)
@@ -408,13 +410,18 @@ SMALL_AREA = 128
 
 @functools.lru_cache(maxsize=32)  # ≤ 128 × 2048 float32 each: at most 32 MB, in practice a few sizes
 def _area_weights(m: int, n: int) -> np.ndarray:
-    i = np.arange(n)
-    start, stop = (i * m) // n, -((-(i + 1) * m) // n)
+    start, stop = _windows(m, n)
     cols = np.arange(m)
     inside = (cols >= start[:, None]) & (cols < stop[:, None])
     weights = (inside / (stop - start)[:, None]).astype(np.float32)
     weights.flags.writeable = False
     return weights
+
+
+def _windows(m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of n output pixels' windows over m input pixels starts and stops: floor(i·m/n) .. ceil((i+1)·m/n)."""
+    i = np.arange(n)
+    return (i * m) // n, -((-(i + 1) * m) // n)
 
 
 def resize_bilinear(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
