@@ -17,16 +17,21 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from mnist_tiny.embed.guard import GuardedH11Protocol
+from mnist_tiny.embed.guard import GuardedH11Protocol, GuardedHttpToolsProtocol, guarded_protocol
 from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
 from mnist_tiny.embed.server import create_app
 
 EXAMPLES = REPO / "examples"
 
 
-class QuickProtocol(GuardedH11Protocol):
+class Quick:
     header_seconds = 1.0
     max_connections = 40
+
+
+# Both of uvicorn's parsers: `serve` takes httptools' (installed with [serve]) and h11's where httptools is missing.
+PROTOCOLS = {"httptools": type("QuickHttpTools", (Quick, GuardedHttpToolsProtocol), {}),
+             "h11": type("QuickH11", (Quick, GuardedH11Protocol), {})}
 
 
 class SlowReader:
@@ -44,15 +49,21 @@ class SlowReader:
 READER = SlowReader(OnnxReader(shipped_onnx("fast-6k")))
 
 
-@pytest.fixture(scope="module")
-def server():
+def test_serve_speaks_http_with_httptools_and_uvloop():
+    import uvloop  # noqa: F401 — uvicorn's "auto" loop, which `serve` asks for
+
+    assert guarded_protocol() is GuardedHttpToolsProtocol
+
+
+@pytest.fixture(scope="module", params=list(PROTOCOLS))
+def server(request):
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = create_app(READER, "fast-6k", in_flight=3, body_seconds=1.5)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", http=QuickProtocol,
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", http=PROTOCOLS[request.param],
                             timeout_keep_alive=5, limit_concurrency=1000)
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
@@ -161,7 +172,7 @@ def test_a_scan_bomb_and_a_canvas_bomb_are_refused_before_decoding(server):
 
 
 def test_silent_and_dripping_connections_are_closed_and_new_ones_still_served(server):
-    silent = [socket.create_connection(("127.0.0.1", server)) for _ in range(QuickProtocol.max_connections + 20)]
+    silent = [socket.create_connection(("127.0.0.1", server)) for _ in range(Quick.max_connections + 20)]
     try:
         assert _health_seconds(server) < 1.0  # at the cap, the oldest silent connection gave way
         drip = socket.create_connection(("127.0.0.1", server))

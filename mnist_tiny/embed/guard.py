@@ -1,4 +1,4 @@
-"""uvicorn's HTTP/1.1 protocol with the limits it lacks: a deadline for a request's headers and a cap on open
+"""uvicorn's HTTP/1.1 protocols with the limits they lack: a deadline for a request's headers and a cap on open
 connections.
 
 uvicorn closes an idle keep-alive connection after a response, but a connection that never completes its
@@ -8,6 +8,9 @@ HEADER_SECONDS of its first byte (or of the connection), and at MAX_CONNECTIONS 
 one that is still waiting for its headers (so a flood of silent connections cannot lock people out for even
 those seconds), or itself when every connection is busy with a request. The body's deadline is the app's
 (`server.BODY_SECONDS`).
+
+`serve` speaks HTTP with httptools (a C parser) where it is installed, as uvicorn's own "auto" does, and with h11
+(pure Python) otherwise: under load h11 cost ~0.2 ms of CPU a request more (docs/embed.md).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ HEADER_SECONDS = 10.0
 MAX_CONNECTIONS = 512  # under the usual soft limit of 1,024 descriptors, with room for files and workers
 
 
-class GuardedH11Protocol(H11Protocol):
+class Guarded:
+    """The limits, for either of uvicorn's protocols (both keep `cycle`, `connections`, `transport`, `loop`)."""
+
     header_seconds = HEADER_SECONDS
     max_connections = MAX_CONNECTIONS
 
@@ -63,3 +68,21 @@ class GuardedH11Protocol(H11Protocol):
         self._header_deadline = None
         if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()
+
+
+class GuardedH11Protocol(Guarded, H11Protocol):
+    pass
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools not installed
+    GuardedHttpToolsProtocol = None
+else:
+    class GuardedHttpToolsProtocol(Guarded, HttpToolsProtocol):  # type: ignore[no-redef]
+        pass
+
+
+def guarded_protocol() -> type:
+    """The guarded protocol `serve` uses: httptools' where it imports, else h11's."""
+    return GuardedHttpToolsProtocol or GuardedH11Protocol
