@@ -355,3 +355,24 @@ def test_connected_components_are_a_flood_fills():
         expected = _flood_labels(mask)
         assert count == expected.max() and np.array_equal(labels, expected)
     assert components(snake)[1] == 1
+
+
+def test_long_runs_are_the_runs_at_least_that_long():
+    """`long_runs` (from the runs' ends) against each pixel's run length counted by hand along its row."""
+    from mnist_tiny.reader.segment import long_runs
+
+    rng = np.random.default_rng(4)
+    masks = [rng.random(tuple(rng.integers(1, 50, 2))) < rng.uniform(0.05, 0.98) for _ in range(200)]
+    masks += [np.ones((3, 9), dtype=bool), np.zeros((4, 4), dtype=bool), np.ones((1, 1), dtype=bool)]
+    for mask in masks:
+        lengths = np.zeros(mask.shape, dtype=int)
+        for r, row in enumerate(mask):
+            c = 0
+            while c < len(row):
+                end = c
+                while end < len(row) and row[end]:
+                    end += 1
+                lengths[r, c:end] = end - c
+                c = end + 1 if end == c else end
+        for least in (1, 2, 3, 7, 30):
+            assert np.array_equal(long_runs(mask, least), lengths >= least)

@@ -299,11 +299,14 @@ def centre_digit(ink: np.ndarray) -> np.ndarray:
         small = small / small.max()  # thin strokes shrink to grey; MNIST strokes peak at full intensity
 
     canvas = np.zeros((28, 28), dtype=np.float32)
-    total = small.sum()
-    ys, xs = np.indices(small.shape)
-    cy, cx = ((ys * small).sum() / total, (xs * small).sum() / total) if total > 0 else (size[0] / 2, size[1] / 2)
-    top = int(np.clip(round(14 - cy - 0.5), 0, 28 - size[0]))
-    left = int(np.clip(round(14 - cx - 0.5), 0, 28 - size[1]))
+    total = float(small.sum())
+    if total > 0:  # the centre of mass, from the row and column profiles
+        cy = float(small.sum(1) @ np.arange(size[0], dtype=np.float32)) / total
+        cx = float(small.sum(0) @ np.arange(size[1], dtype=np.float32)) / total
+    else:
+        cy, cx = size[0] / 2, size[1] / 2
+    top = min(max(round(14 - cy - 0.5), 0), 28 - size[0])  # plain Python: np.clip on a number costs 20 µs
+    left = min(max(round(14 - cx - 0.5), 0), 28 - size[1])
     canvas[top:top + size[0], left:left + size[1]] = small
     return canvas
 
@@ -351,13 +354,29 @@ def _percentile_20(values: np.ndarray) -> np.ndarray:
 def _border_plane(grey: np.ndarray) -> np.ndarray:
     """Least-squares plane a + b·x + c·y through the border pixels (where the paper is)."""
     h, w = grey.shape
-    edge = np.zeros((h, w), dtype=bool)
-    edge[[0, -1], :] = edge[:, [0, -1]] = True
-    ys, xs = np.nonzero(edge)  # the border only: no full-size coordinate grids
-    design = np.stack([np.ones(len(xs)), xs / max(1, w - 1), ys / max(1, h - 1)], 1)
-    coef, *_ = np.linalg.lstsq(design, grey[edge], rcond=None)
-    x = np.arange(w)[None, :] * coef[1] / max(1, w - 1)
-    return coef[0] + x + np.arange(h)[:, None] * coef[2] / max(1, h - 1)
+    if min(h, w) < 3:  # a line or two of pixels: the plane may be underdetermined, lstsq takes the least norm
+        edge = np.zeros((h, w), dtype=bool)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True
+        ys, xs = np.nonzero(edge)
+        design = np.stack([np.ones(len(xs)), xs / max(1, w - 1), ys / max(1, h - 1)], 1)
+        coef, *_ = np.linalg.lstsq(design, grey[edge], rcond=None)
+    else:
+        coef = _plane_solver(h, w) @ np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    return coef[0] + np.arange(w)[None, :] * (coef[1] / max(1, w - 1)) + np.arange(h)[:, None] * (coef[2] / max(1, h - 1))
+
+
+@functools.lru_cache(maxsize=32)  # 3 × (2h + 2w) floats each; a few sizes in practice
+def _plane_solver(h: int, w: int) -> np.ndarray:
+    """The least-squares solution as a matrix, (DDᵀ)⁻¹D for the border's design D (1, x, y: rows 0 and h-1, then
+    columns 0 and w-1 between them), which depends on the size alone: 190 → 23 µs a plane, against lstsq's SVD."""
+    inner = np.arange(1, h - 1) / (h - 1)
+    across = np.arange(w) / (w - 1)
+    xs = np.concatenate([across, across, np.zeros(h - 2), np.ones(h - 2)])
+    ys = np.concatenate([np.zeros(w), np.ones(w), inner, inner])
+    design = np.stack([np.ones(len(xs)), xs, ys])
+    solver = np.linalg.solve(design @ design.T, design)
+    solver.flags.writeable = False
+    return solver
 
 
 def _ink_box(ink: np.ndarray, keep: float = 0.996) -> tuple[int, int, int, int] | None:

@@ -50,8 +50,20 @@ def run_lengths(mask: np.ndarray) -> np.ndarray:
 
 
 def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """The pixels of `mask` lying in a horizontal run of at least `min_len` set pixels."""
-    return run_lengths(mask) >= min_len
+    """The pixels of `mask` lying in a horizontal run of at least `min_len` set pixels (`run_lengths(mask) >=
+    min_len`, from the runs' ends alone: 2-4× faster, and most images have no long run at all)."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), dtype=np.int8)  # a clear column each side: no run continues onto the next row
+    padded[:, 1:-1] = mask
+    step = np.diff(padded.ravel())
+    starts, ends = np.flatnonzero(step == 1) + 1, np.flatnonzero(step == -1) + 1  # in padded's flat positions
+    keep = ends - starts >= min_len
+    if not keep.any():
+        return np.zeros((h, w), dtype=bool)
+    edges = np.zeros(padded.size + 1, dtype=np.int32)
+    edges[starts[keep]] = 1
+    edges[ends[keep]] = -1
+    return (np.cumsum(edges[:-1]) > 0).reshape(h, w + 2)[:, 1:-1]
 
 
 def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
@@ -113,7 +125,8 @@ def remove_lines(ink: np.ndarray) -> tuple[np.ndarray, int]:
     mask = ink > LINE_THRESHOLD  # printed lines may be much fainter than the ink (blue rules, a red margin)
     horizontal = _thin(_line_pixels(mask), lambda: run_lengths(mask.T).T)
     # One vertical line alone is a margin only on ruled paper; elsewhere it may be a tall 1.
-    vertical = _thin(_line_pixels(mask.T, lone=horizontal.any()).T, lambda: run_lengths(mask))
+    # (The columns as rows of a contiguous copy: the same steps on a transposed view take twice as long.)
+    vertical = _thin(_line_pixels(np.ascontiguousarray(mask.T), lone=horizontal.any()).T, lambda: run_lengths(mask))
     removed = horizontal | vertical
     if not removed.any():
         return ink, 0
