@@ -110,7 +110,8 @@ def test_predict_imports_no_torch_and_reads_what_torch_reads(tmp_path, mnist):
 
 
 @pytest.mark.parametrize("shape, size", [((131, 97), (20, 15)), ((28, 28), (20, 20)), ((7, 5), (20, 14)),
-                                         ((512, 300), (300, 176)), ((3, 3), (20, 20)), ((300, 512), (96, 56))])
+                                         ((512, 300), (300, 176)), ((3, 3), (20, 20)), ((300, 512), (96, 56)),
+                                         ((200, 200), (96, 96)), ((130, 2048), (6, 96))])
 def test_numpy_resampling_is_torchs(shape, size):
     a = np.random.default_rng(0).random(shape).astype(np.float32)
     t = torch.from_numpy(a)[None, None]

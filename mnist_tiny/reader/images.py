@@ -409,7 +409,9 @@ def _area_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
     m = a.shape[axis]
     if n == m:
         return a
-    if n <= SMALL_AREA and m <= 4 * WORK_SIZE:  # a small output (the scout, a digit's 20 px): one matrix product
+    if n <= SMALL_AREA and m <= 4 * WORK_SIZE and m >= SHIFTED_FROM:  # the scout of a larger image
+        return _area_shifted(a, n, axis)
+    if n <= SMALL_AREA and m <= 4 * WORK_SIZE:  # a small output (a digit's 20 px): one matrix product
         weights = _area_weights(m, n)
         return (weights @ a if axis == 0 else a @ weights.T).astype(np.float32, copy=False)
     start, stop = _windows(m, n)
@@ -425,6 +427,36 @@ def _area_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
 # the cumulative sums on these cores; it needs BLAS on one thread (cli.app.main, embed.worker: a second would wait
 # for a core that the other server worker holds). Larger outputs (the working size) keep the sums: no n×m matrix.
 SMALL_AREA = 128
+
+
+# From this many input pixels on, a small output is the sum of a few shifted, weighted copies of the input (the
+# window's width: 3-7 taps for the scout) instead of the product with the mostly-zero window matrix: 2× faster
+# from 200 px (300 → 96: 274 → 125 µs), slower for a digit's few dozen pixels.
+SHIFTED_FROM = 128
+
+
+def _area_shifted(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    index, weight = _area_taps(a.shape[axis], n)
+    if axis == 0:
+        out = a[index[0]] * weight[0][:, None]
+        for k in range(1, len(index)):
+            out += a[index[k]] * weight[k][:, None]
+    else:
+        out = a[:, index[0]] * weight[0]
+        for k in range(1, len(index)):
+            out += a[:, index[k]] * weight[k]
+    return out.astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _area_taps(m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tap k of every output pixel's window: the input pixel start + k and its weight (0 past the window's end)."""
+    start, stop = _windows(m, n)
+    at = start[None, :] + np.arange(int((stop - start).max()))[:, None]
+    weight = ((at < stop[None, :]) / (stop - start)[None, :]).astype(np.float32)
+    index = np.minimum(at, m - 1)
+    index.flags.writeable = weight.flags.writeable = False
+    return index, weight
 
 
 @functools.lru_cache(maxsize=32)  # ≤ 128 × 2048 float32 each: at most 32 MB, in practice a few sizes
