@@ -351,9 +351,12 @@ def test_connected_components_are_a_flood_fills():
         snake[row, -1 if row % 4 == 1 else 0] = True
     masks += [snake, snake[:, ::-1], np.zeros((5, 7), dtype=bool), np.ones((9, 4), dtype=bool)]
     for mask in masks:
-        labels, count = components(mask)
+        labels, count, boxes = components(mask)
         expected = _flood_labels(mask)
         assert count == expected.max() and np.array_equal(labels, expected)
+        for label, (top, bottom, left, right) in enumerate(boxes, 1):  # each component's box, from its runs
+            ys, xs = np.nonzero(expected == label)
+            assert (top, bottom, left, right) == (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
     assert components(snake)[1] == 1
 
 

@@ -159,9 +159,10 @@ def _nearest(ink: np.ndarray, lines: np.ndarray, axis: int, direction: int, reac
     return best
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """8-connected components as a label image (0 = background) and their count; None when the ink is so broken
-    up (more than MAX_RUNS runs) that it is texture or noise."""
+def components(mask: np.ndarray) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """8-connected components as a label image (0 = background), their count and their boxes (count × 4: top,
+    bottom, left, right, end-exclusive, from the runs: the pixels need not be searched again); None when the ink
+    is so broken up (more than MAX_RUNS runs) that it is texture or noise."""
     h, w = mask.shape
     padded = np.zeros((h, w + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
@@ -200,7 +201,15 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, int] | None:
     # Paint each run with its label: a run's pixels are flat_start .. flat_start + length.
     index = np.repeat(flat_start, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
     labels.ravel()[index] = np.repeat(run_label + 1, lengths)
-    return labels, int(run_label.max()) + 1 if n else 0
+    count = int(run_label.max()) + 1 if n else 0
+    boxes = np.empty((count, 4), dtype=np.int64)
+    boxes[:, 0] = boxes[:, 2] = np.iinfo(np.int64).max
+    boxes[:, 1] = boxes[:, 3] = -1
+    np.minimum.at(boxes[:, 0], run_label, rows)
+    np.maximum.at(boxes[:, 1], run_label, rows + 1)
+    np.minimum.at(boxes[:, 2], run_label, starts)
+    np.maximum.at(boxes[:, 3], run_label, ends)
+    return labels, count, boxes
 
 
 @dataclass
@@ -225,24 +234,10 @@ class Blob:
                     min(self.left, other.left), max(self.right, other.right), self.mass + other.mass)
 
 
-def blobs(ink: np.ndarray, labels: np.ndarray, count: int) -> list[Blob]:
-    flat = labels.ravel()
-    mass = np.bincount(flat, weights=ink.ravel(), minlength=count + 1)
-    h, w = labels.shape
-    ys = np.repeat(np.arange(h), w)
-    xs = np.tile(np.arange(w), h)
-    on = flat > 0
-    big = np.iinfo(np.int64).max
-    top = np.full(count + 1, big)
-    left = np.full(count + 1, big)
-    bottom = np.full(count + 1, -1)
-    right = np.full(count + 1, -1)
-    np.minimum.at(top, flat[on], ys[on])
-    np.maximum.at(bottom, flat[on], ys[on])
-    np.minimum.at(left, flat[on], xs[on])
-    np.maximum.at(right, flat[on], xs[on])
-    return [Blob([i], int(top[i]), int(bottom[i]) + 1, int(left[i]), int(right[i]) + 1, float(mass[i]))
-            for i in range(1, count + 1)]
+def blobs(ink: np.ndarray, labels: np.ndarray, count: int, boxes: np.ndarray) -> list[Blob]:
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)
+    return [Blob([i + 1], top, bottom, left, right, float(mass[i + 1]))
+            for i, (top, bottom, left, right) in enumerate(boxes.tolist())]
 
 
 def group(parts: list[Blob]) -> list[Blob]:
@@ -379,8 +374,8 @@ def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> t
     found = components(mask)
     if found is None:
         return [], "no digit: ink all over the image (noise or texture)"
-    labels, count = found
-    parts = blobs(ink, labels, count)
+    labels, count, boxes = found
+    parts = blobs(ink, labels, count, boxes)
     h, w = ink.shape
     biggest = max(b.mass for b in parts)
     tall = max(b.height for b in parts)
