@@ -265,7 +265,9 @@ def _mnist_like(grey: np.ndarray) -> np.ndarray:
 def paper_to_ink(grey: np.ndarray) -> np.ndarray | None:
     """Grey in [0, 1] → ink in [0, 1] on a zero background (light on dark, as MNIST stores digits), or None for an
     image without contrast (blank paper)."""
-    grey = np.clip(np.nan_to_num(grey, nan=0.0), 0, 1)
+    grey = np.clip(grey, 0, 1)  # ±inf to 1 and 0 as they are; NaN stays NaN, and is paper (0) below
+    if np.isnan(grey).any():
+        grey = np.nan_to_num(grey, nan=0.0)
     h, w = grey.shape
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if float(np.median(border)) > 0.5:  # dark ink on light paper → light ink on dark, as MNIST stores digits
@@ -496,6 +498,12 @@ def _bilinear_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
 
 def box_mean_3x3(a: np.ndarray) -> np.ndarray:
     """The mean over each 3×3 neighbourhood, zeros outside (torch's avg_pool2d(3, 1, 1))."""
-    padded = np.pad(a, 1)
-    rows = padded[:-2] + padded[1:-1] + padded[2:]  # separable: 4 additions, not 8
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9
+    h, w = a.shape
+    padded = np.zeros((h + 2, w + 2), dtype=a.dtype)  # np.pad does the same at 2-3× the time
+    padded[1:-1, 1:-1] = a
+    rows = padded[:-2] + padded[1:-1]  # separable: 4 additions, not 8, in place where they can be
+    rows += padded[2:]
+    out = rows[:, :-2] + rows[:, 1:-1]
+    out += rows[:, 2:]
+    out /= 9
+    return out
