@@ -134,8 +134,8 @@ class Bounded:
 
 def answer(reader, uploads: list[tuple[str, bytes]], top_k: int, expect: str, keep_inputs: bool,
            budget: PixelBudget) -> tuple[list[dict[str, Any]], bytes]:
-    """`read_uploads` and its JSON, both in the reading thread: encoded here, the answer costs the event loop
-    nothing (FastAPI would validate and encode it there, ~0.1 ms a request)."""
+    """`read_uploads` and its JSON, both in the reading thread: encoded here, off the event loop, where FastAPI
+    would validate and encode it while the loop holds the GIL that other requests' bytes wait for."""
     results = read_uploads(reader, uploads, top_k, expect, keep_inputs, budget)
     return results, json.dumps(results, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
