@@ -207,9 +207,10 @@ def _flatten(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     else:
         weight = alpha * alpha
         weight *= weight  # alpha⁴ (numpy's ** 4 is 40× slower): the most opaque pixels are the ink
-        ink = float((grey * weight).sum() / weight.sum()) if weight.sum() > 0 else 0.0
+        total = weight.sum()
+        ink = float((grey * weight).sum() / total) if total > 0 else 0.0
         paper = 1.0 if ink < 0.5 else 0.0
-    return grey * alpha + paper * (1 - alpha)
+    return grey * alpha + (1 - alpha) if paper else grey * alpha  # = grey·alpha + paper·(1 - alpha)
 
 
 def _shrink(grey: np.ndarray) -> np.ndarray:

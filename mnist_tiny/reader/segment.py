@@ -407,7 +407,8 @@ def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> t
         height = float(median([g.height for g in line]))
         for g in line:
             want = 2 if expect == "many" and len(digits) == 1 and g.width > 0.6 * g.height else None
-            mine = np.isin(labels[g.top:g.bottom, g.left:g.right], g.labels)
+            region = labels[g.top:g.bottom, g.left:g.right]
+            mine = region == g.labels[0] if len(g.labels) == 1 else np.isin(region, g.labels)  # isin: 30 µs more
             for left, right in cuts(g, ink, height, want):
                 own = np.where(mine[:, left - g.left:right - g.left], ink[g.top:g.bottom, left:right], 0.0)
                 kept_rows = np.flatnonzero(own.max(1) > THRESHOLD)
