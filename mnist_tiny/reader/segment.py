@@ -51,7 +51,7 @@ def run_lengths(mask: np.ndarray) -> np.ndarray:
 
 def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     """The pixels of `mask` lying in a horizontal run of at least `min_len` set pixels (`run_lengths(mask) >=
-    min_len`, from the runs' ends alone: 2-4× faster, and most images have no long run at all)."""
+    min_len`, from the runs' ends alone: 1.4-3.8× faster, and most images have no long run at all)."""
     h, w = mask.shape
     padded = np.zeros((h, w + 2), dtype=np.int8)  # a clear column each side: no run continues onto the next row
     padded[:, 1:-1] = mask
@@ -408,7 +408,7 @@ def find_digits(ink: np.ndarray, expect: str = "auto", ruled: bool = False) -> t
         for g in line:
             want = 2 if expect == "many" and len(digits) == 1 and g.width > 0.6 * g.height else None
             region = labels[g.top:g.bottom, g.left:g.right]
-            mine = region == g.labels[0] if len(g.labels) == 1 else np.isin(region, g.labels)  # isin: 30 µs more
+            mine = region == g.labels[0] if len(g.labels) == 1 else np.isin(region, g.labels)  # isin: ~35 µs more
             for left, right in cuts(g, ink, height, want):
                 own = np.where(mine[:, left - g.left:right - g.left], ink[g.top:g.bottom, left:right], 0.0)
                 kept_rows = np.flatnonzero(own.max(1) > THRESHOLD)
