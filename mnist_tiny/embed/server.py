@@ -86,15 +86,15 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
             raise HTTPException(408, f"the request body was not sent within {body_seconds:.0f} s") from None
         work = lambda: answer(reader, uploads, top_k, expect, input, PixelBudget(request_pixels))  # noqa: E731
         results, encoded = await anyio.to_thread.run_sync(work, limiter=limiter)
+        if encoded is not None:
+            return Response(encoded, media_type="application/json")  # the annotation stays for /docs' schema
         if all("error" in r for r in results):
             errors = [r["error"] for r in results]
             status = (413 if any("too large" in e or e.startswith("refused") for e in errors) else
                       415 if any(e.startswith(("not an image", "cannot decode")) for e in errors) else 422)
             return JSONResponse({"detail": results[0]["error"], "results": results}, status_code=status)
-        if not any(r.get("text") for r in results):
-            reason = next((r["reason"] for r in results if "reason" in r), results[0].get("error", "no digit"))
-            return JSONResponse({"detail": reason, "results": results}, status_code=422)
-        return Response(encoded, media_type="application/json")  # the annotation stays for /docs' schema
+        reason = next((r["reason"] for r in results if "reason" in r), results[0].get("error", "no digit"))
+        return JSONResponse({"detail": reason, "results": results}, status_code=422)
 
     return app
 
@@ -133,10 +133,13 @@ class Bounded:
 
 
 def answer(reader, uploads: list[tuple[str, bytes]], top_k: int, expect: str, keep_inputs: bool,
-           budget: PixelBudget) -> tuple[list[dict[str, Any]], bytes]:
-    """`read_uploads` and its JSON, both in the reading thread: encoded here, off the event loop, where FastAPI
-    would validate and encode it while the loop holds the GIL that other requests' bytes wait for."""
+           budget: PixelBudget) -> tuple[list[dict[str, Any]], bytes | None]:
+    """`read_uploads`, and its JSON when something was read (the 200 answer; None otherwise, for the endpoint's
+    4xx with a reason), both in the reading thread: encoded here, off the event loop, where FastAPI would validate
+    and encode it while the loop holds the GIL that other requests' bytes wait for."""
     results = read_uploads(reader, uploads, top_k, expect, keep_inputs, budget)
+    if not any(r.get("text") for r in results):
+        return results, None
     return results, json.dumps(results, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
