@@ -40,13 +40,16 @@ class SlowReader:
 
     def __init__(self, inner):
         self.inner, self.delay, self.temperature = inner, 0.0, inner.temperature
+        self.threads: list[str] = []  # where each batch was read
 
     def __call__(self, x):
+        self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
         return self.inner(x)
 
 
 READER = SlowReader(OnnxReader(shipped_onnx("fast-6k")))
+LOOP_THREAD = "server-loop"  # the thread the test server's event loop runs in
 
 
 def test_serve_speaks_http_with_httptools_and_uvloop():
@@ -66,7 +69,7 @@ def server(request):
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", http=PROTOCOLS[request.param],
                             timeout_keep_alive=5, limit_concurrency=1000)
     running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
+    thread = threading.Thread(target=running.run, daemon=True, name=LOOP_THREAD)
     thread.start()
     deadline = time.monotonic() + 20
     while not running.started:
@@ -131,8 +134,15 @@ def _huge_canvas_webp(side: int = 6324) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+def _large_png(name: str, side: int = 640) -> bytes:
+    """An example drawing scaled up past what `embed.inline` reads on the event loop (160,000 pixels)."""
+    buf = io.BytesIO()
+    Image.open(EXAMPLES / name).resize((side, side)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def test_health_answers_within_a_second_while_costly_requests_are_read(server):
-    body = (EXAMPLES / "tablet-4.png").read_bytes()
+    body = _large_png("tablet-4.png")
     READER.delay = 2.0
     try:
         with ThreadPoolExecutor(3) as pool:
@@ -147,6 +157,33 @@ def test_health_answers_within_a_second_while_costly_requests_are_read(server):
     finally:
         READER.delay = 0.0
     assert len(waits) >= 5 and max(waits) < 1.0, waits  # 3 requests × 2 s on 2 readers: about 4 s of polling
+    assert all(code == 200 and b'"digit":4' in text for code, text in answers), answers
+
+
+def test_a_small_image_is_read_on_the_loop_until_a_read_there_is_slow(server):
+    small = (EXAMPLES / "tablet-4.png").read_bytes()
+    READER.threads.clear()
+    assert _request(server, "POST", "/predict", _large_png("tablet-4.png"), {"Content-Type": "image/png"})[0] == 200
+    assert _request(server, "POST", "/predict", small, {"Content-Type": "image/png"})[0] == 200
+    large_at, small_at = READER.threads
+    assert small_at == LOOP_THREAD and large_at != LOOP_THREAD  # the hand-off saved where the read is short
+    READER.delay = 0.5  # a read on the loop that turns slow (a costly image, a stalled machine) …
+    try:
+        assert _request(server, "POST", "/predict", small, {"Content-Type": "image/png"})[0] == 200
+        READER.delay = 2.0  # … sends the next ones to the reading thread, and the loop keeps answering
+        with ThreadPoolExecutor(2) as pool:
+            costly = [pool.submit(_request, server, "POST", "/predict", small, {"Content-Type": "image/png"})
+                      for _ in range(2)]
+            time.sleep(0.3)
+            waits = []
+            while not all(f.done() for f in costly):
+                waits.append(_health_seconds(server))
+                time.sleep(0.1)
+            answers = [f.result() for f in costly]
+    finally:
+        READER.delay = 0.0
+    assert READER.threads[2] == LOOP_THREAD and LOOP_THREAD not in READER.threads[3:], READER.threads
+    assert len(waits) >= 5 and max(waits) < 1.0, waits
     assert all(code == 200 and b'"digit":4' in text for code, text in answers), answers
 
 

@@ -15,6 +15,7 @@ import asyncio
 import io
 import json
 import sys
+import time
 from importlib import resources
 from typing import Any
 
@@ -23,6 +24,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mnist_tiny import __version__
+from mnist_tiny.embed.inline import InlineReads
 from mnist_tiny.errors import UserError
 from mnist_tiny.reader.images import MAX_PIXELS, PixelBudget, decode_image
 from mnist_tiny.reader.predict import locate_into, read_digits
@@ -30,9 +32,9 @@ from mnist_tiny.reader.predict import locate_into, read_digits
 MAX_BYTES = 10 << 20  # per request
 MAX_FILES = 64
 IMAGE_TYPES = ("image/", "application/octet-stream")
-# Reading is CPU work: it runs off the event loop, on at most READERS threads at a time (decoders and onnxruntime
-# release the GIL; one per process with several workers, `app_from_environment`), so /health and the page answer
-# while it goes on. At most IN_FLIGHT requests are admitted at a time, bodies included (memory: IN_FLIGHT ×
+# Reading is CPU work: beyond a small image (embed.inline) it runs off the event loop, on at most READERS threads
+# at a time (decoders and onnxruntime release the GIL; one per process with several workers,
+# `app_from_environment`), so /health and the page answer while it goes on. At most IN_FLIGHT requests are admitted at a time, bodies included (memory: IN_FLIGHT ×
 # MAX_BYTES); the next is a 503 with Retry-After, not a queue.
 READERS = 2
 IN_FLIGHT = 16
@@ -43,9 +45,10 @@ BODY_SECONDS = 30.0  # to send the whole body (a client that drips it is cut off
 
 def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
                readers: int = READERS, in_flight: int = IN_FLIGHT, request_pixels: int = REQUEST_PIXELS,
-               body_seconds: float = BODY_SECONDS) -> FastAPI:
+               body_seconds: float = BODY_SECONDS, inline_reads: bool = True) -> FastAPI:
     """The ASGI app reading digits and numbers with `reader` (N×1×28×28 float32 → N×10 logits, e.g.
-    `OnnxReader`; its `temperature` calibrates the confidences)."""
+    `OnnxReader`; its `temperature` calibrates the confidences). `inline_reads`: small images are read on the
+    event loop (`embed.inline`); False: every read in a reading thread."""
     from fastapi_offline import FastAPIOffline
 
     from mnist_tiny.embed import worker
@@ -58,6 +61,9 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
                          description="Read handwritten digits: POST an image to /predict, or draw one at /.")
     page = (resources.files("mnist_tiny.embed") / "static" / "index.html").read_text(encoding="utf-8")
     limiter = anyio.CapacityLimiter(readers)
+    inline = InlineReads() if inline_reads else None
+    if inline is not None:
+        inline.warm_up(lambda data: answer(reader, [("warm-up", data)], 1, "auto", False, PixelBudget(request_pixels)))
     app.add_middleware(Bounded, max_bytes=max_bytes, in_flight=in_flight)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
@@ -85,7 +91,14 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         except asyncio.TimeoutError:
             raise HTTPException(408, f"the request body was not sent within {body_seconds:.0f} s") from None
         work = lambda: answer(reader, uploads, top_k, expect, input, PixelBudget(request_pixels))  # noqa: E731
-        results, encoded = await anyio.to_thread.run_sync(work, limiter=limiter)
+        if inline is not None and inline.allows(uploads):  # a small image: on the loop, no hand-off (embed.inline)
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                results, encoded = work()
+            finally:
+                inline.took(time.thread_time() - cpu, time.perf_counter() - wall)
+        else:
+            results, encoded = await anyio.to_thread.run_sync(work, limiter=limiter)
         if encoded is not None:
             return Response(encoded, media_type="application/json")  # the annotation stays for /docs' schema
         if all("error" in r for r in results):

@@ -101,6 +101,20 @@ def decode_image(source, label: str, with_size: bool = False, budget: PixelBudge
         raise UserError(f"{label}: cannot decode image ({_short(e)})") from None
 
 
+def header_cost(data: bytes) -> int | None:
+    """What decoding `data` would cost, in pixels × JPEG scans (as PixelBudget counts it), from its header alone
+    (tens of µs: nothing is decoded); None when the header does not open (the decode will say why)."""
+    _register_formats()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                scans = _jpeg_scans(image) if image.format in ("JPEG", "MPO") else 1
+                return image.width * image.height * scans
+    except Exception:  # noqa: BLE001 — any decoder's complaint: not a cost this header can tell
+        return None
+
+
 def _register_formats() -> None:
     """Load the plugins of FORMATS alone (Pillow loads the others only through Image.init, never called here)."""
     from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, MpoImagePlugin, PngImagePlugin  # noqa: F401
