@@ -91,6 +91,33 @@ def test_bad_requests_are_4xx_with_a_reason_and_the_server_stays_up(client):
     assert client.get("/health").json()["status"] == "ok"
 
 
+def test_an_image_body_and_a_multipart_upload_are_answered_alike(client):
+    """A raw image body is answered without FastAPI's routing (`server.Direct`), a multipart upload through it:
+    the same reading, the same statuses and reasons; a query FastAPI would refuse gets FastAPI's own answer."""
+    def both(query, name, data):
+        raw = client.post(f"/predict{query}", content=data, headers={"Content-Type": "image/png"})
+        form = client.post(f"/predict{query}", files=[("file", (name, data, "image/png"))])
+        return raw, form
+
+    for query in ("", "?top_k=1", "?top_k=10&expect=one", "?input=YES&top_k=2", "?input=off&expect=many",
+                  "?top_k=3&top_k=5", "?other=1", "?top_k=%203"):
+        for name in ("tablet-4.png", "blank-page.png", "letter-A.png"):
+            raw, form = both(query, name, (EXAMPLES / name).read_bytes())
+            assert raw.status_code == form.status_code, (query, name)
+            a, b = raw.json(), form.json()
+            rows_a, rows_b = (a, b) if isinstance(a, list) else (a["results"], b["results"])
+            assert [r.pop("file") for r in rows_a] == ["body"] and [r.pop("file") for r in rows_b] == [name]
+            assert a == b, (query, name)
+    assert len(both("?top_k=3&top_k=5", "t.png", (EXAMPLES / "tablet-4.png").read_bytes())[0].json()[0]["top"]) == 5
+    assert "input" in both("?input=YES", "t.png", (EXAMPLES / "tablet-4.png").read_bytes())[0].json()[0]
+    for query, says in (("?top_k=0", "top_k: between 1 and 10"), ("?expect=two", "expect: auto, one or many")):
+        raw, form = both(query, "t.png", (EXAMPLES / "tablet-4.png").read_bytes())
+        assert raw.status_code == form.status_code == 422 and raw.json() == form.json() == {"detail": says}
+    for query in ("?top_k=abc", "?input=maybe", "?top_k=99999"):  # FastAPI's validation answers
+        raw, form = both(query, "t.png", (EXAMPLES / "tablet-4.png").read_bytes())
+        assert raw.status_code == form.status_code == 422 and raw.json() == form.json(), query
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,6 +18,7 @@ import sys
 import time
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import FastAPI, HTTPException, Request
@@ -64,7 +65,6 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
     inline = InlineReads() if inline_reads else None
     if inline is not None:
         inline.warm_up(lambda data: answer(reader, [("warm-up", data)], 1, "auto", False, PixelBudget(request_pixels)))
-    app.add_middleware(Bounded, max_bytes=max_bytes, in_flight=in_flight)
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -79,9 +79,8 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
     async def models() -> dict[str, Any]:
         return {"model": name, "input": "N×1×28×28 float32 in [0, 1] (images are preprocessed as MNIST was made)"}
 
-    @app.post("/predict")
-    async def predict(request: Request, top_k: int = 3, input: bool = False,
-                      expect: str = "auto") -> list[dict[str, Any]]:
+    async def reply(request: Request, top_k: int, keep_inputs: bool, expect: str) -> Response:
+        """POST /predict, whichever way it came in (FastAPI's route, or `Direct`)."""
         if not 1 <= top_k <= 10:
             raise HTTPException(422, "top_k: between 1 and 10")
         if expect not in ("auto", "one", "many"):
@@ -90,7 +89,7 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
             uploads = await asyncio.wait_for(_uploads(request, max_bytes, max_files), body_seconds)
         except asyncio.TimeoutError:
             raise HTTPException(408, f"the request body was not sent within {body_seconds:.0f} s") from None
-        work = lambda: answer(reader, uploads, top_k, expect, input, PixelBudget(request_pixels))  # noqa: E731
+        work = lambda: answer(reader, uploads, top_k, expect, keep_inputs, PixelBudget(request_pixels))  # noqa: E731
         if inline is not None and inline.allows(uploads):  # a small image: on the loop, no hand-off (embed.inline)
             cpu, wall = time.thread_time(), time.perf_counter()
             try:
@@ -100,7 +99,7 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         else:
             results, encoded = await anyio.to_thread.run_sync(work, limiter=limiter)
         if encoded is not None:
-            return Response(encoded, media_type="application/json")  # the annotation stays for /docs' schema
+            return Response(encoded, media_type="application/json")
         if all("error" in r for r in results):
             errors = [r["error"] for r in results]
             status = (413 if any("too large" in e or e.startswith("refused") for e in errors) else
@@ -109,7 +108,59 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         reason = next((r["reason"] for r in results if "reason" in r), results[0].get("error", "no digit"))
         return JSONResponse({"detail": reason, "results": results}, status_code=422)
 
+    @app.post("/predict")
+    async def predict(request: Request, top_k: int = 3, input: bool = False,
+                      expect: str = "auto") -> list[dict[str, Any]]:
+        return await reply(request, top_k, input, expect)  # the annotation stays for /docs' schema
+
+    # Added first, so it runs inside Bounded (the admission count and size refusals hold for it too).
+    app.add_middleware(Direct, reply=reply)
+    app.add_middleware(Bounded, max_bytes=max_bytes, in_flight=in_flight)
     return app
+
+
+class Direct:
+    """POST /predict with an image as the body, answered straight from ASGI: FastAPI's routing, parameter
+    validation and exception middleware cost a worker 0.35 ms of CPU a request (measured with a reader that
+    answers at once: 0.45 → 0.10 ms), an eighth of reading a small drawing. The same `reply` answers either way;
+    a multipart upload, or a query whose values FastAPI would parse otherwise or refuse, goes on to FastAPI,
+    which says what is wrong in its own words."""
+
+    def __init__(self, app, reply) -> None:
+        self.app, self.reply = app, reply
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/predict":
+            query = _plain_query(scope["query_string"])
+            kind = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+            if query is not None and not kind.lower().startswith(b"multipart/"):
+                try:
+                    response = await self.reply(Request(scope, receive), *query)
+                except HTTPException as e:
+                    response = JSONResponse({"detail": e.detail}, status_code=e.status_code, headers=e.headers)
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+TRUE, FALSE = {"1", "on", "t", "true", "y", "yes"}, {"0", "off", "f", "false", "n", "no"}  # as pydantic reads a bool
+
+
+def _plain_query(raw: bytes) -> tuple[int, bool, str] | None:
+    """/predict's top_k, input and expect from a query string, as FastAPI would take them (the last of a repeated
+    name; other names ignored); None where FastAPI would refuse a value or read it in a way this does not."""
+    top_k, keep_inputs, expect = 3, False, "auto"
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else ():
+        if key == "top_k":
+            if not (value.isascii() and value.isdigit() and len(value) < 4):
+                return None
+            top_k = int(value)
+        elif key == "input":
+            if value.lower() not in TRUE | FALSE:
+                return None
+            keep_inputs = value.lower() in TRUE
+        elif key == "expect":
+            expect = value
+    return top_k, keep_inputs, expect
 
 
 class Bounded:
