@@ -14,7 +14,8 @@ EXAMPLES = REPO / "examples"
 
 def _encoded(side: int, fmt: str = "PNG", **options) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(side).integers(0, 255, (side, side), dtype=np.uint8)).save(buf, fmt, **options)
+    noise = np.random.default_rng(side).integers(0, 255, (side, side), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, fmt, **options)
     return buf.getvalue()
 
 

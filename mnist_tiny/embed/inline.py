@@ -1,7 +1,7 @@
 """Which requests a server worker reads on its event loop instead of handing them to its reading thread.
 
-Handing a read to the thread and the answer back costs a worker about half a millisecond of CPU a request (two
-thread wake-ups, the two threads' GIL, caches gone cold: docs/embed.md), an eighth of what reading a small drawing
+Handing a read to the thread and the answer back costs a worker about 0.7 ms of CPU a request (two thread
+wake-ups, the two threads' GIL, caches gone cold: docs/embed.md), a quarter of what reading a small drawing
 costs. A small image's read is short, so it runs on the loop; while it does, that worker's other connections wait
 (/health included). Three bounds keep that wait short:
 
@@ -21,8 +21,9 @@ from mnist_tiny.reader.images import header_cost
 
 INLINE_PIXELS = 160_000
 INLINE_BYTES = 1 << 20
-# Measured on this project's 2-core VM (docs/embed.md): the example drawings read in 1.5–5 ms, a written number
-# on the pad in 10–20 ms, and the costliest small images found (hundreds of strokes) in 70–100 ms.
+# Measured on this project's 2-core VM, CPU time (docs/embed.md): the example drawings read in 1.5–4 ms, the
+# example photos of numbers in 15–19 ms, and the costliest images under the bound found (a 400×400 grid of
+# strokes, ten rows of printed digits) in 70–77 ms.
 INLINE_SECONDS = 0.025
 COOL_DOWN = 10.0
 MAX_COOL_DOWN = 3600.0

@@ -35,8 +35,8 @@ MAX_FILES = 64
 IMAGE_TYPES = ("image/", "application/octet-stream")
 # Reading is CPU work: beyond a small image (embed.inline) it runs off the event loop, on at most READERS threads
 # at a time (decoders and onnxruntime release the GIL; one per process with several workers,
-# `app_from_environment`), so /health and the page answer while it goes on. At most IN_FLIGHT requests are admitted at a time, bodies included (memory: IN_FLIGHT ×
-# MAX_BYTES); the next is a 503 with Retry-After, not a queue.
+# `app_from_environment`), so /health and the page answer while it goes on. At most IN_FLIGHT requests are
+# admitted at a time, bodies included (memory: IN_FLIGHT × MAX_BYTES); the next is a 503 with Retry-After.
 READERS = 2
 IN_FLIGHT = 16
 # What one request may decode, in pixels × JPEG scans (reader.images.PixelBudget): one largest image's worth.
@@ -120,11 +120,11 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
 
 
 class Direct:
-    """POST /predict with an image as the body, answered straight from ASGI: FastAPI's routing, parameter
-    validation and exception middleware cost a worker 0.35 ms of CPU a request (measured with a reader that
-    answers at once: 0.45 → 0.10 ms), an eighth of reading a small drawing. The same `reply` answers either way;
-    a multipart upload, or a query whose values FastAPI would parse otherwise or refuse, goes on to FastAPI,
-    which says what is wrong in its own words."""
+    """POST /predict with an image as the body, answered straight from ASGI. With a reader that answers at once,
+    FastAPI's route cost a worker 0.45–0.52 ms of CPU a request, this path 0.29–0.30 (a bare ASGI function 0.10;
+    docs/embed.md): its routing, parameter validation and exception middleware were an eighth of a small
+    drawing's whole read. The same `reply` answers either way; a multipart upload, or a query whose values FastAPI
+    would parse otherwise or refuse, goes on to FastAPI, which says what is wrong in its own words."""
 
     def __init__(self, app, reply) -> None:
         self.app, self.reply = app, reply

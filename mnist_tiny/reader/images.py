@@ -208,8 +208,8 @@ def _convert(image: Image.Image, mode: str) -> Image.Image:
 
 def _flatten_box(rgba: Image.Image, opacity: Image.Image) -> np.ndarray:
     """`_flatten` where any pixel has some opacity (and one more pixel around: the rim is found against it);
-    beyond that box it would give the paper alone (a drawing app's export is mostly transparent: 0.4 → 0.15 ms
-    for the 300-px tablet drawing)."""
+    beyond that box it would give the paper alone (a drawing app's export is mostly transparent: the 300-px
+    tablet drawing's conversion to grey 480 → 410 µs, bit for bit the same)."""
     w, h = rgba.size
     box = opacity.getbbox()
     if box is None:  # nothing drawn: white paper, as `_flatten` makes it
