@@ -141,19 +141,23 @@ def _large_png(name: str, side: int = 640) -> bytes:
     return buf.getvalue()
 
 
+def _health_while_read(server, body: bytes, requests: int) -> tuple[list[float], list[tuple[int, bytes]]]:
+    """Post `body` `requests` times at once and poll /health until every answer is in: the waits, the answers."""
+    with ThreadPoolExecutor(requests) as pool:
+        costly = [pool.submit(_request, server, "POST", "/predict", body, {"Content-Type": "image/png"})
+                  for _ in range(requests)]
+        time.sleep(0.3)
+        waits = []
+        while not all(f.done() for f in costly):
+            waits.append(_health_seconds(server))
+            time.sleep(0.1)
+        return waits, [f.result() for f in costly]
+
+
 def test_health_answers_within_a_second_while_costly_requests_are_read(server):
-    body = _large_png("tablet-4.png")
     READER.delay = 2.0
     try:
-        with ThreadPoolExecutor(3) as pool:
-            costly = [pool.submit(_request, server, "POST", "/predict", body, {"Content-Type": "image/png"})
-                      for _ in range(3)]
-            time.sleep(0.3)
-            waits = []
-            while not all(f.done() for f in costly):
-                waits.append(_health_seconds(server))
-                time.sleep(0.1)
-            answers = [f.result() for f in costly]
+        waits, answers = _health_while_read(server, _large_png("tablet-4.png"), 3)
     finally:
         READER.delay = 0.0
     assert len(waits) >= 5 and max(waits) < 1.0, waits  # 3 requests × 2 s on 2 readers: about 4 s of polling
@@ -171,15 +175,7 @@ def test_a_small_image_is_read_on_the_loop_until_a_read_there_is_slow(server):
     try:
         assert _request(server, "POST", "/predict", small, {"Content-Type": "image/png"})[0] == 200
         READER.delay = 2.0  # … sends the next ones to the reading thread, and the loop keeps answering
-        with ThreadPoolExecutor(2) as pool:
-            costly = [pool.submit(_request, server, "POST", "/predict", small, {"Content-Type": "image/png"})
-                      for _ in range(2)]
-            time.sleep(0.3)
-            waits = []
-            while not all(f.done() for f in costly):
-                waits.append(_health_seconds(server))
-                time.sleep(0.1)
-            answers = [f.result() for f in costly]
+        waits, answers = _health_while_read(server, small, 2)
     finally:
         READER.delay = 0.0
     assert READER.threads[2] == LOOP_THREAD and LOOP_THREAD not in READER.threads[3:], READER.threads
