@@ -46,10 +46,10 @@ BODY_SECONDS = 30.0  # to send the whole body (a client that drips it is cut off
 
 def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
                readers: int = READERS, in_flight: int = IN_FLIGHT, request_pixels: int = REQUEST_PIXELS,
-               body_seconds: float = BODY_SECONDS, inline_reads: bool = True) -> FastAPI:
+               body_seconds: float = BODY_SECONDS) -> FastAPI:
     """The ASGI app reading digits and numbers with `reader` (N×1×28×28 float32 → N×10 logits, e.g.
-    `OnnxReader`; its `temperature` calibrates the confidences). `inline_reads`: small images are read on the
-    event loop (`embed.inline`); False: every read in a reading thread."""
+    `OnnxReader`; its `temperature` calibrates the confidences). A small image is read on the event loop
+    (`embed.inline`), anything else in a reading thread."""
     from fastapi_offline import FastAPIOffline
 
     from mnist_tiny.embed import worker
@@ -62,9 +62,8 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
                          description="Read handwritten digits: POST an image to /predict, or draw one at /.")
     page = (resources.files("mnist_tiny.embed") / "static" / "index.html").read_text(encoding="utf-8")
     limiter = anyio.CapacityLimiter(readers)
-    inline = InlineReads() if inline_reads else None
-    if inline is not None:
-        inline.warm_up(lambda data: answer(reader, [("warm-up", data)], 1, "auto", False, PixelBudget(request_pixels)))
+    inline = InlineReads()
+    inline.warm_up(lambda data: answer(reader, [("warm-up", data)], 1, "auto", False, PixelBudget(request_pixels)))
 
     @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -90,7 +89,7 @@ def create_app(reader, name: str, max_bytes: int = MAX_BYTES, max_files: int = M
         except asyncio.TimeoutError:
             raise HTTPException(408, f"the request body was not sent within {body_seconds:.0f} s") from None
         work = lambda: answer(reader, uploads, top_k, expect, keep_inputs, PixelBudget(request_pixels))  # noqa: E731
-        if inline is not None and inline.allows(uploads):  # a small image: on the loop, no hand-off (embed.inline)
+        if inline.allows(uploads):  # a small image: on the loop, no hand-off (embed.inline)
             cpu, wall = time.thread_time(), time.perf_counter()
             try:
                 results, encoded = work()
@@ -143,6 +142,7 @@ class Direct:
 
 
 TRUE, FALSE = {"1", "on", "t", "true", "y", "yes"}, {"0", "off", "f", "false", "n", "no"}  # as pydantic reads a bool
+BOOLS = TRUE | FALSE
 
 
 def _plain_query(raw: bytes) -> tuple[int, bool, str] | None:
@@ -155,7 +155,7 @@ def _plain_query(raw: bytes) -> tuple[int, bool, str] | None:
                 return None
             top_k = int(value)
         elif key == "input":
-            if value.lower() not in TRUE | FALSE:
+            if value.lower() not in BOOLS:
                 return None
             keep_inputs = value.lower() in TRUE
         elif key == "expect":

@@ -87,10 +87,11 @@ def _line_pixels(mask: np.ndarray, lone: bool = True) -> np.ndarray:
     # Only a row that is 60% ink can be 60% covered by long runs: the runs are looked for there alone (a digit
     # that fills a small image has a few such rows; the other rows' cover would only ever be compared with 0.6).
     candidates = np.flatnonzero(counts >= 0.6 * w)
+    found = long_runs(closed[candidates], int(0.4 * w))
     runs = np.zeros_like(mask)
-    runs[candidates] = long_runs(closed[candidates], int(0.4 * w))
+    runs[candidates] = found
     row_cover = np.zeros(h)
-    row_cover[candidates] = runs[candidates].sum(1) / w
+    row_cover[candidates] = found.sum(1) / w
     bands = [(a, b) for a, b in _bands(row_cover >= 0.6) if b - a <= 0.03 * h + 5]
     bands = _standing_out(mask, bands)
     spans = [float(row_cover[a:b].max()) for a, b in bands]
