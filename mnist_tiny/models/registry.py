@@ -12,8 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-# Issue 23: the default is the model that reaches 99.4% (5-seed mean) with ≤6,900 parameters in ≤90 s on 2 cores.
-DEFAULT_MODEL = "fast-6k"
+# Issue 35: the default reaches 99.40% on every seed (ten, 0–9) in about a minute on 2 cores; its parameters are
+# spent where a CPU computes them cheaply (25,522). `fast-6k` holds issue 23's ≤6,900-parameter class.
+DEFAULT_MODEL = "fast-25k"
 
 
 @dataclass(frozen=True)
