@@ -85,3 +85,34 @@ def test_a_pooled_conv_at_a_width_of_8_channels_computes_what_the_plain_layers_d
         assert torch.equal(pooled_at_width_of_8(x, layers[0], None, layers[2]), layers[2](layers[0](x)))
         nchw = x.contiguous()  # other layouts take the plain path
         assert torch.equal(pooled_at_width_of_8(nchw, *layers), plain[2](plain[1](plain[0](nchw))))
+
+
+def test_every_model_trains_on_the_kernels_a_user_s_too_unless_the_setting_says_no():
+    """`prepare` swaps the kernels into any model (issue 35: a user's model gets our speed); `fast_kernels=false`
+    keeps torch's layers; a Sequential whose class computes something of its own keeps its forward."""
+    from mnist_tiny.fast import prepare
+
+    def user_model():  # written as a student would: nothing of ours
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 12, 3, padding=1), nn.BatchNorm2d(12), nn.MaxPool2d(2), nn.ReLU(),
+                             nn.Dropout(0.1), nn.Flatten(), nn.Linear(12 * 14 * 14, 10))
+
+    class Doubled(nn.Sequential):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    cpu = torch.device("cpu")
+    x = torch.rand(8, 1, 28, 28)
+    fast, plain = prepare(user_model(), cpu, training=True), prepare(user_model(), cpu, training=True, kernels=False)
+    assert type(fast[4]) is Dropout and "forward" in vars(fast)  # the 12-wide conv → BN → pool block at 16
+    assert type(plain[4]) is nn.Dropout and "forward" not in vars(plain)
+    fast.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(fast(x.contiguous(memory_format=torch.channels_last)),
+                           plain(x.contiguous(memory_format=torch.channels_last)))
+    doubled = Doubled(*user_model())
+    reference = copy.deepcopy(doubled).eval()
+    prepare(doubled, cpu, training=True)
+    assert "forward" not in vars(doubled) and type(doubled[4]) is Dropout
+    with torch.no_grad():
+        assert torch.equal(doubled.eval()(x), reference(x))

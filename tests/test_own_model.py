@@ -356,3 +356,15 @@ def test_a_users_model_without_a_recipe_trains_one_process_per_core(tmp_path, mn
     assert "batch_size=64" in result.output
     assert (f"x {cores} processes" if cores > 1 else "x 1 process") in result.output, result.output
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["processes"] == cores
+
+
+def test_a_users_model_trains_on_our_kernels_unless_told_not_to(tmp_path, mnist):
+    """Its nn.Dropout draws our cheaper masks by default (the same distribution, other draws), torch's own with
+    `--set fast_kernels=false`: the same seed then trains to other figures, and each way repeats itself."""
+    losses = {}
+    for name, extra in (("ours", []), ("torch", ["--set", "fast_kernels=false"]), ("ours-again", [])):
+        result = invoke("train", "--model", STUDENTS / "logsoftmax_net.py:Net", "--epochs", 1, "--subset", 1000,
+                        "--val-size", 500, "--set", "processes=1", "--out", tmp_path / name, "--json", *extra)
+        assert result.exit_code == 0, result.output
+        losses[name] = json.loads(result.stdout)["history"][0]["train_loss"]
+    assert losses["ours"] == losses["ours-again"] != losses["torch"]

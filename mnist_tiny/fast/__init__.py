@@ -5,8 +5,10 @@ faster is swapped in here, at run time, keeping torch's contract (as `data.augme
 torch's `affine_grid`). What each trick gains, measured, is in docs/performance.md.
 
 - `kernels.Dropout` for `nn.Dropout` (a cheaper mask, the same distribution), and Conv2d → BatchNorm2d →
-  MaxPool2d blocks with a channel count that is not a multiple of 8 run 8 channels wide (`kernels`); only in
-  our registry's models (`fast_kernels`), so a user's model computes exactly what its author wrote;
+  MaxPool2d blocks with a channel count that is not a multiple of 8 run 8 channels wide (`kernels`), in every
+  model, a user's too (the setting `fast_kernels = false` trains on torch's own layers instead: its dropout masks,
+  its summation order). In inference they change nothing: Dropout is off and the 8-wide block's outputs are the
+  plain one's bit for bit;
 - channels-last or contiguous memory by the work and the thread count, BatchNorm folded into the conv for
   inference (`layout`);
 - glibc's malloc keeps freed activations for the next batch (`memory`).
@@ -29,11 +31,11 @@ from mnist_tiny.process_memory import keep_freed_memory
 __all__ = ["prepare", "inference_copy", "fold_batchnorm", "accelerate"]
 
 
-def prepare(model: nn.Module, device: torch.device, training: bool = False) -> nn.Module:
-    """`model` ready to run on `device`: its faster kernels swapped in (our models), laid out for the work, folded
-    for inference (without `training`: eval mode too)."""
+def prepare(model: nn.Module, device: torch.device, training: bool = False, kernels: bool = True) -> nn.Module:
+    """`model` ready to run on `device`: its faster kernels swapped in (unless `kernels` is false), laid out for the
+    work, folded for inference (without `training`: eval mode too)."""
     keep_freed_memory()
-    if device.type == "cpu" and getattr(model, "fast_kernels", False):
+    if device.type == "cpu" and kernels:
         accelerate(model)
     return lay_out(model, device, training)
 
@@ -52,7 +54,8 @@ def accelerate(model: nn.Module) -> nn.Module:
 
 
 def _conv_norm_pool(block: nn.Sequential) -> bool:
-    if len(block) < 3:
+    # A Sequential whose class has a forward of its own computes something else: it keeps it.
+    if len(block) < 3 or type(block).forward is not nn.Sequential.forward:
         return False
     conv, norm, pool = block[0], block[1], block[2]
     return (isinstance(conv, nn.Conv2d) and conv.out_channels % 8 != 0 and isinstance(pool, nn.MaxPool2d)

@@ -344,7 +344,6 @@ def build(source: ModelSource, scaling: str | None = None, check: bool = True):
     if scaling == "mnist":
         model.register_forward_pre_hook(InputScaling(MNIST_MEAN, MNIST_STD))
     model.input_scaling = scaling  # read back by checkpoints and exports
-    model.fast_kernels = source.builtin  # ours may run on mnist_tiny.fast's kernels; a user's model runs as written
     if check and not source.builtin:
         check_model(model, source.ref)
     return model

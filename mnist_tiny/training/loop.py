@@ -156,7 +156,7 @@ class Run:
     def __init__(self, s: Settings, world: World, device: torch.device, source, scaling: str, n: int):
         self.s, self.world, self.device, self.source, self.scaling = s, world, device, source, scaling
         torch.manual_seed(s.seed)
-        self.model = prepare(build(source, scaling), device, training=True)
+        self.model = prepare(build(source, scaling), device, training=True, kernels=s.fast_kernels)
         self.teacher = distill.load_teacher(s, device)
         self.optimizer = make_optimizer(self.model, s)
         self.net, self.average = data_parallel(self.model, world, device,
