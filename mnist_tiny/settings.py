@@ -90,11 +90,11 @@ class Settings(BaseModel):
     mirror: Optional[str] = Field(None, description="base URL to download MNIST's .gz files from")
     out: Optional[Path] = Field(None, description="run directory (default: runs/<model>-<timestamp>)")
     subset: Optional[int] = Field(None, gt=0, description="train on the first N training images")
-    # Cache-sized: a 2,000-image batch's activations no longer fit in cache and ran slower per image on the CPU
-    # (docs/performance.md); on a GPU raise it (--set eval_batch_size=10000).
     fast_kernels: bool = Field(True, description=(
         "train on mnist-tiny's CPU kernels: Dropout with a cheaper mask of the same distribution, and a Conv2d → "
         "BatchNorm2d → MaxPool2d block of an odd width computed 8 channels wide; false: torch's own layers"))
+    # Cache-sized: a 2,000-image batch's activations no longer fit in cache and ran slower per image on the CPU
+    # (docs/performance.md); on a GPU raise it (--set eval_batch_size=10000).
     eval_batch_size: int = Field(500, gt=0, le=65_536, description="images per forward pass when evaluating")
     verify_data: bool = Field(False, description="check the md5 of the four MNIST files before using them")
     test: bool = Field(True, description=(

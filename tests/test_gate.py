@@ -24,7 +24,8 @@ def _page(draw, size=(160, 160)) -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize("name", ["fast-25k", "fast-6k", "reader-6k"])  # the default, reader-6k's base, what predict reads with
+# The default, reader-6k's base, and what predict reads with.
+@pytest.mark.parametrize("name", ["fast-25k", "fast-6k", "reader-6k"])
 def test_mnist_pngs_read_exactly_as_the_model_scores_them(tmp_path, mnist, name):
     from mnist_tiny.embed.runtime import OnnxReader, shipped_onnx
     from mnist_tiny.reader.predict import predict_files

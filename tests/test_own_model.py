@@ -368,3 +368,23 @@ def test_a_users_model_trains_on_our_kernels_unless_told_not_to(tmp_path, mnist)
         assert result.exit_code == 0, result.output
         losses[name] = json.loads(result.stdout)["history"][0]["train_loss"]
     assert losses["ours"] == losses["ours-again"] != losses["torch"]
+
+
+def test_a_run_recorded_before_the_kernels_setting_resumes_on_the_layers_it_trained_on(tmp_path, mnist):
+    """A checkpoint without `fast_kernels` (written before the setting): a user's model had trained on torch's own
+    layers, ours on the kernels; a resume continues on the same ones."""
+    from mnist_tiny.cli.app import _resume_settings
+    from mnist_tiny.settings import Settings
+    from mnist_tiny.training.checkpoint import read_checkpoint, save_atomic
+
+    ref = f"{STUDENTS / 'logsoftmax_net.py'}:Net"
+    for model, flags in ((ref, {"model": ref}), ("tiny-600", {})):
+        out = tmp_path / model.replace("/", "_")
+        result = invoke("train", "--model", model, "--epochs", 1, "--subset", 300, "--val-size", 100, "--out", out)
+        assert result.exit_code == 0, result.output
+        state = read_checkpoint(out / "last.pt")
+        del state["settings"]["fast_kernels"]
+        save_atomic(state, out / "old.pt")
+        resumed = _resume_settings(out / "old.pt", Settings(**flags), flags)
+        assert resumed.fast_kernels is (model == "tiny-600")
+        assert _resume_settings(out / "last.pt", Settings(**flags), flags).fast_kernels  # recorded: as recorded

@@ -161,6 +161,8 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
         if isinstance(recorded_threads, int) and recorded_threads <= 4 * cores:
             keep["threads"] = recorded_threads
     keep["data_dir"] = data_dir_for(current, saved.get("data_dir"))
+    if "fast_kernels" not in saved:  # recorded before the setting: a user's model then trained on torch's layers
+        keep["fast_kernels"] = not (isinstance(recorded, str) and not is_registered(recorded))
     try:
         return Settings.model_validate({**saved, **keep})
     except Exception as e:

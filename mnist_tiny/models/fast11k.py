@@ -1,4 +1,4 @@
-"""`fast-11k` and `fast-6k`: built to reach 99.4% in the fewest seconds, not in the fewest parameters.
+"""`fast-11k`, `fast-6k` and `fast-25k`: built to reach 99.4% in the fewest seconds, not in the fewest parameters.
 
 In `lean-6k` the 8→12 conv at 28×28 is 677k of the 1.12M multiply-adds per image, and the ReLU and BatchNorm
 passes over its output are the largest of those memory-bound steps; widening the layers after the first pool
@@ -10,14 +10,16 @@ instead reached 99.4% in far fewer epochs in our screens. So, from `lean-6k`, `f
 That is 11,278 parameters instead of 6,878, for 6 epochs instead of 15. Its recipe (batch 128, lr 0.1, 6 epochs)
 was chosen on validation accuracy.
 
-`fast-6k`, the default, keeps the first change only (`lean-6k`'s 6,878 parameters in `fast-11k`'s order) and
-trains 10 epochs with its BatchNorm statistics taken again on clean training images (`training.bn_stats`): as
-accurate as `fast-11k` with 4,400 parameters fewer, and slower to train (its epoch costs about as much: the 28×28
-stage is the same). `fast-25k` spends parameters where they are cheap on a CPU: block 1's second conv 16 wide
-(a multiple of the 8 SIMD lanes) and wider stages after the first pool, where maps are 4-30× smaller. It has
-twice `fast-6k`'s multiply-adds but costs far less than twice the time a step (the 28×28 stage's memory-bound
-passes, not the arithmetic, set the pace on a CPU), and it needs 5 epochs to `fast-6k`'s 10. Figures and times: docs/results.md and
-docs/performance.md.
+`fast-6k` (the default from 2026-12-02 to 2026-12-07) keeps the first change only (`lean-6k`'s 6,878 parameters in
+`fast-11k`'s order) and trains 10 epochs with its BatchNorm statistics taken again on clean training images
+(`training.bn_stats`): as accurate as `fast-11k` with 4,400 parameters fewer, and slower to train (its epoch costs
+about as much: the 28×28 stage is the same).
+
+`fast-25k` spends parameters where they are cheap on a CPU: block 1's second conv 16 wide (a multiple of the 8 SIMD
+lanes) and wider stages after the first pool, where maps are 4-30× smaller. It has twice `fast-6k`'s multiply-adds
+but costs far less than twice the time a step (the 28×28 stage's memory-bound passes, not the arithmetic, set the
+pace on a CPU), and it needs 5 epochs to `fast-6k`'s 10: the default since 2026-12-07. Figures and times:
+docs/results.md and docs/performance.md.
 """
 
 import torch
