@@ -363,8 +363,9 @@ def test_a_users_model_trains_on_our_kernels_unless_told_not_to(tmp_path, mnist)
     `--set fast_kernels=false`: the same seed then trains to other figures, and each way repeats itself."""
     losses = {}
     for name, extra in (("ours", []), ("torch", ["--set", "fast_kernels=false"]), ("ours-again", [])):
-        result = invoke("train", "--model", STUDENTS / "logsoftmax_net.py:Net", "--epochs", 1, "--subset", 1000,
-                        "--val-size", 500, "--set", "processes=1", "--out", tmp_path / name, "--json", *extra)
+        result = invoke("train", "--model", STUDENTS / "logsoftmax_net.py:Net", "--epochs", 1, "--subset", 300,
+                        "--val-size", 100, "--set", "processes=1", "--set", "test=false", "--out", tmp_path / name,
+                        "--json", *extra)
         assert result.exit_code == 0, result.output
         losses[name] = json.loads(result.stdout)["history"][0]["train_loss"]
     assert losses["ours"] == losses["ours-again"] != losses["torch"]
@@ -380,7 +381,8 @@ def test_a_run_recorded_before_the_kernels_setting_resumes_on_the_layers_it_trai
     ref = f"{STUDENTS / 'logsoftmax_net.py'}:Net"
     for model, flags in ((ref, {"model": ref}), ("tiny-600", {})):
         out = tmp_path / model.replace("/", "_")
-        result = invoke("train", "--model", model, "--epochs", 1, "--subset", 300, "--val-size", 100, "--out", out)
+        result = invoke("train", "--model", model, "--epochs", 1, "--subset", 300, "--val-size", 100,
+                        "--set", "test=false", "--out", out)
         assert result.exit_code == 0, result.output
         state = read_checkpoint(out / "last.pt")
         del state["settings"]["fast_kernels"]
