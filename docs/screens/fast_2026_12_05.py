@@ -26,7 +26,6 @@ def _change(net: FastNet, prelu: bool, overlap: bool) -> FastNet:
 
 class P(FastNet):
     """fast-6k with PReLU: 6,883 params."""
-    fast_kernels = True
 
     def __init__(self):
         super().__init__((8, 12, 8, 12, 16, 20))
@@ -35,7 +34,6 @@ class P(FastNet):
 
 class O(FastNet):
     """fast-6k with overlapping pools: 6,878 params."""
-    fast_kernels = True
 
     def __init__(self):
         super().__init__((8, 12, 8, 12, 16, 20))
@@ -44,7 +42,6 @@ class O(FastNet):
 
 class PO(FastNet):
     """fast-6k with both: 6,883 params."""
-    fast_kernels = True
 
     def __init__(self):
         super().__init__((8, 12, 8, 12, 16, 20))

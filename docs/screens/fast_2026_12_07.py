@@ -13,7 +13,6 @@ from mnist_tiny.models.fast11k import FastNet
 
 class W1(FastNet):
     """8-12 at 28×28, 1×1 to 12, 24-32 at 14→10, 48 at 5×5: 25,174 params."""
-    fast_kernels = True
 
     def __init__(self):
         super().__init__((8, 12, 12, 24, 32, 48))
@@ -21,7 +20,6 @@ class W1(FastNet):
 
 class W2(FastNet):
     """8-12 at 28×28, 1×1 to 16, 24-32 at 14→10, 64 at 5×5: 30,870 params."""
-    fast_kernels = True
 
     def __init__(self):
         super().__init__((8, 12, 16, 24, 32, 64))
@@ -29,7 +27,6 @@ class W2(FastNet):
 
 class W3(FastNet):
     """8-16 at 28×28, 1×1 to 12, 24-32 at 14→10, 48 at 5×5: 25,522 params."""
-    fast_kernels = True
 
     def __init__(self):
         super().__init__((8, 16, 12, 24, 32, 48))

@@ -140,7 +140,8 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
     saved = recorded_settings(state, resume)
     changeable = {"data_dir", "device", "threads", "processes", "download", "mirror", "verify_data"}
     recorded = saved.get("model")
-    if isinstance(recorded, str) and not is_registered(recorded):
+    users_model = isinstance(recorded, str) and not is_registered(recorded)
+    if users_model:
         # A user's model: its code runs only when the user names it, so resuming needs --model again.
         if flags.get("model") is None:
             raise UserError(f"--resume {resume}: the run trains your model {recorded}, whose code is never run by "
@@ -162,7 +163,7 @@ def _resume_settings(resume: Path, current, flags: dict[str, Any]):
             keep["threads"] = recorded_threads
     keep["data_dir"] = data_dir_for(current, saved.get("data_dir"))
     if "fast_kernels" not in saved:  # recorded before the setting: a user's model then trained on torch's layers
-        keep["fast_kernels"] = not (isinstance(recorded, str) and not is_registered(recorded))
+        keep["fast_kernels"] = not users_model
     try:
         return Settings.model_validate({**saved, **keep})
     except Exception as e:
