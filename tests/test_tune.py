@@ -219,6 +219,49 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _open_after_a_stall(url: str, stall: float, start, answers) -> None:
+    """A worker that opens the study once the others are ready, descheduled for `stall` seconds between checking
+    which tables exist and creating them (what a loaded machine does to it now and then)."""
+    import sqlalchemy.dialects.postgresql.base as pg
+
+    from mnist_tiny.errors import UserError
+    from mnist_tiny.tuning import search
+
+    check = pg.PGDialect.has_multi_table
+
+    def stalled(self, *args, **kwargs):
+        found = check(self, *args, **kwargs)
+        time.sleep(stall)
+        return found
+
+    pg.PGDialect.has_multi_table = stalled
+    start.wait()
+    try:
+        search.open_study(url, "together", "tiny-2k", 0)
+        answers.put("opened")
+    except UserError as e:
+        answers.put(str(e))
+
+
+def test_workers_that_open_an_empty_postgresql_database_together_all_get_the_study(postgres):
+    # A stalled worker checks for the tables before the quick one creates them and creates them after: without
+    # the lock it met "relation studies already exists" (a CI run on a loaded machine did).
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    start, answers = fork.Barrier(3), fork.Queue()
+    workers = [fork.Process(target=_open_after_a_stall, args=(postgres, stall, start, answers))
+               for stall in (0.0, 1.5, 0.7)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [answers.get(timeout=5) for _ in workers] == ["opened"] * 3
+    import optuna
+
+    assert [s.study_name for s in optuna.study.get_all_study_summaries(storage=postgres)] == ["together"]
+
+
 def test_two_workers_share_one_postgresql_study_and_a_killed_one_leaves_it_usable(tmp_path, postgres, mnist):
     command = [SCRIPT, "tune", *SMALL, "--storage", postgres, "--study-name", "shared", "--trials", "3",
                "--study", str(tmp_path / "here")]

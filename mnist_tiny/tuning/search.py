@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,8 +43,14 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # Heartbeats (how a killed worker's trial is found and failed) are "experimental" in Optuna's words only.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    chosen = (optuna.pruners.SuccessiveHalvingPruner() if pruner == "halving"
+              else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     try:
-        engine = _storage(_steady_storage(RDBStorage), storage)
+        with _one_at_a_time(storage):
+            engine = _storage(_steady_storage(RDBStorage), storage)
+            study = _retry(lambda: optuna.create_study(
+                study_name=name, storage=engine, direction="maximize", load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(seed=seed), pruner=chosen))
     except ImportError:
         raise UserError(f"--storage {mask(storage)}: its database driver is not installed (PostgreSQL: pip install "
                         "'psycopg[binary]', which the [test] extra brings)", 1) from None
@@ -51,17 +58,6 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
         first = " ".join(str(e).split())[:200].replace(storage, mask(storage))
         raise UserError(f"--storage {mask(storage)}: cannot open the study's storage ({type(e).__name__}: "
                         f"{mask(first)})", 1) from None
-    chosen = (optuna.pruners.SuccessiveHalvingPruner() if pruner == "halving"
-              else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
-    for attempt in range(6):  # two workers that start together race to create the same tables and the study
-        try:
-            study = optuna.create_study(study_name=name, storage=engine, direction="maximize", load_if_exists=True,
-                                        sampler=optuna.samplers.TPESampler(seed=seed), pruner=chosen)
-            break
-        except Exception as e:  # noqa: BLE001 — SQLAlchemy's IntegrityError/OperationalError from the race
-            if attempt == 5 or type(e).__name__ not in RACES:
-                raise
-            time.sleep(0.3 + 0.4 * attempt)
     recorded = study.user_attrs.get("model")
     if recorded is None:
         study.set_user_attr("model", model)
@@ -73,23 +69,59 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
     return study
 
 
-RACES = ("IntegrityError", "UniqueViolation", "DuplicatedStudyError")
+# Two workers that start together on an empty database race to create the same tables and the same study; the
+# loser's error names one of these (SQLAlchemy's class, or the driver's beneath it: PostgreSQL reports a table
+# created under it as DuplicateTable, a type as UniqueViolation).
+RACES = {"IntegrityError", "UniqueViolation", "DuplicateTable", "DuplicateObject", "DuplicatedStudyError"}
+LOCK_KEY = 0x6D6E6973  # "mnis": the advisory lock that serializes opening a study on one PostgreSQL database
 
 
-def _storage(make, url: str):
-    """The storage, created once its tables exist: workers that start together race to create them (PostgreSQL
-    answers the loser with a duplicate-key error), so the loser tries again."""
+def _is_race(e: BaseException) -> bool:
+    return bool({type(e).__name__, type(getattr(e, "orig", None)).__name__} & RACES)
+
+
+def _retry(make):
+    """`make()`, tried again (six times at most, 0.3–2.3 s apart) when it lost that race."""
     for attempt in range(6):
         try:
-            # SQLite: a writer waits up to 30 s for another's lock (not pysqlite's 5) before it gives up.
-            return make(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                        engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite")
-                        else {"pool_pre_ping": True})
+            return make()
         except Exception as e:  # noqa: BLE001 — re-raised unless it is that race
-            if attempt == 5 or type(e).__name__ not in RACES:
+            if attempt == 5 or not _is_race(e):
                 raise
             time.sleep(0.3 + 0.4 * attempt)
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def _one_at_a_time(url: str):
+    """On PostgreSQL, hold an advisory lock while the tables and the study are created or read, so that workers
+    that start together take turns instead of racing (the retries stay for databases without such a lock). The
+    wait is bounded: a lock held for 60 s (a worker stuck while opening) is an error, not a hang."""
+    if not url.startswith(("postgresql", "postgres:")):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SET lock_timeout = '60s'")
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
+            try:
+                yield
+            finally:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+    finally:
+        engine.dispose()
+
+
+def _storage(make, url: str):
+    """The storage, its tables created if they are missing."""
+    # SQLite: a writer waits up to 30 s for another's lock (not pysqlite's 5) before it gives up.
+    return _retry(lambda: make(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                               engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite")
+                               else {"pool_pre_ping": True}))
 
 
 def _steady_storage(base):
