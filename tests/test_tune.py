@@ -227,10 +227,11 @@ def _open_after_a_stall(url: str, stall: float, start, answers) -> None:
     from mnist_tiny.errors import UserError
     from mnist_tiny.tuning import search
 
-    check = pg.PGDialect.has_multi_table
+    check, checks = pg.PGDialect.has_multi_table, []
 
     def stalled(self, *args, **kwargs):
         found = check(self, *args, **kwargs)
+        checks.append(found)
         time.sleep(stall)
         return found
 
@@ -238,7 +239,7 @@ def _open_after_a_stall(url: str, stall: float, start, answers) -> None:
     start.wait()
     try:
         search.open_study(url, "together", "tiny-2k", 0)
-        answers.put("opened")
+        answers.put("opened" if checks else "opened, but the stall never ran (SQLAlchemy checks tables otherwise now)")
     except UserError as e:
         answers.put(str(e))
 

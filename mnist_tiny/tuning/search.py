@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable
 
@@ -97,7 +97,7 @@ def _one_at_a_time(url: str):
     """On PostgreSQL, hold an advisory lock while the tables and the study are created or read, so that workers
     that start together take turns instead of racing (the retries stay for databases without such a lock). The
     wait is bounded: a lock held for 60 s (a worker stuck while opening) is an error, not a hang."""
-    if not url.startswith(("postgresql", "postgres:")):
+    if not url.startswith("postgresql"):
         yield
         return
     import sqlalchemy
@@ -111,7 +111,10 @@ def _one_at_a_time(url: str):
             try:
                 yield
             finally:
-                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+                # Best effort: closing the connection (below) releases the lock too, and an error here must not
+                # hide the one that ended the block.
+                with suppress(Exception):
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
     finally:
         engine.dispose()
 
