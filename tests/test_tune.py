@@ -263,6 +263,24 @@ def test_workers_that_open_an_empty_postgresql_database_together_all_get_the_stu
     assert [s.study_name for s in optuna.study.get_all_study_summaries(storage=postgres)] == ["together"]
 
 
+def test_a_worker_stuck_while_opening_holds_the_others_for_a_bounded_time(postgres, monkeypatch, tmp_path):
+    import sqlalchemy
+
+    from mnist_tiny.tuning import search
+
+    monkeypatch.setattr(search, "LOCK_SECONDS", 1)
+    monkeypatch.chdir(tmp_path)
+    stuck = sqlalchemy.create_engine(postgres)
+    with stuck.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({search.LOCK_KEY})")
+        result = CliRunner().invoke(app, ["tune", *SMALL, "--storage", postgres, "--study-name", "waits", "--trials",
+                                          "1", "--study", "st"])
+    stuck.dispose()
+    assert result.exit_code == 1
+    assert "another process has been opening a study there for 1 s" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
 def test_two_workers_share_one_postgresql_study_and_a_killed_one_leaves_it_usable(tmp_path, postgres, mnist):
     command = [SCRIPT, "tune", *SMALL, "--storage", postgres, "--study-name", "shared", "--trials", "3",
                "--study", str(tmp_path / "here")]

@@ -55,6 +55,10 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
         raise UserError(f"--storage {mask(storage)}: its database driver is not installed (PostgreSQL: pip install "
                         "'psycopg[binary]', which the [test] extra brings)", 1) from None
     except Exception as e:  # noqa: BLE001 — SQLAlchemy's and the drivers' own errors: one line, password masked
+        if type(getattr(e, "orig", None)).__name__ == "LockNotAvailable":
+            raise UserError(f"--storage {mask(storage)}: another process has been opening a study there for "
+                            f"{LOCK_SECONDS} s (it holds advisory lock {LOCK_KEY}); try again once it is done",
+                            1) from None
         first = " ".join(str(e).split())[:200].replace(storage, mask(storage))
         raise UserError(f"--storage {mask(storage)}: cannot open the study's storage ({type(e).__name__}: "
                         f"{mask(first)})", 1) from None
@@ -74,6 +78,7 @@ def open_study(storage: str, name: str, model: str, seed: int, pruner: str = "me
 # created under it as DuplicateTable, a type as UniqueViolation).
 RACES = {"IntegrityError", "UniqueViolation", "DuplicateTable", "DuplicateObject", "DuplicatedStudyError"}
 LOCK_KEY = 0x6D6E6973  # "mnis": the advisory lock that serializes opening a study on one PostgreSQL database
+LOCK_SECONDS = 60  # how long a worker waits for it
 
 
 def _is_race(e: BaseException) -> bool:
@@ -96,7 +101,7 @@ def _retry(make):
 def _one_at_a_time(url: str):
     """On PostgreSQL, hold an advisory lock while the tables and the study are created or read, so that workers
     that start together take turns instead of racing (the retries stay for databases without such a lock). The
-    wait is bounded: a lock held for 60 s (a worker stuck while opening) is an error, not a hang."""
+    wait is bounded: a lock held for LOCK_SECONDS (a worker stuck while opening) is an error, not a hang."""
     if not url.startswith("postgresql"):
         yield
         return
@@ -106,7 +111,7 @@ def _one_at_a_time(url: str):
     engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            connection.exec_driver_sql("SET lock_timeout = '60s'")
+            connection.exec_driver_sql(f"SET lock_timeout = '{LOCK_SECONDS}s'")
             connection.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
             try:
                 yield
