@@ -251,7 +251,7 @@ def test_workers_that_open_an_empty_postgresql_database_together_all_get_the_stu
 
     fork = multiprocessing.get_context("fork")
     start, answers = fork.Barrier(3), fork.Queue()
-    workers = [fork.Process(target=_open_after_a_stall, args=(postgres, stall, start, answers))
+    workers = [fork.Process(target=_open_after_a_stall, args=(postgres, stall, start, answers), daemon=True)
                for stall in (0.0, 1.5, 0.7)]
     for w in workers:
         w.start()
