@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -101,7 +101,9 @@ def _retry(make):
 def _one_at_a_time(url: str):
     """On PostgreSQL, hold an advisory lock while the tables and the study are created or read, so that workers
     that start together take turns instead of racing (the retries stay for databases without such a lock). The
-    wait is bounded: a lock held for LOCK_SECONDS (a worker stuck while opening) is an error, not a hang."""
+    lock belongs to a transaction of its own, so it ends with it whatever happens (and a pooler in transaction
+    mode keeps it on one server connection); the wait is bounded: a lock held for LOCK_SECONDS (a worker stuck
+    while opening) is an error, not a hang."""
     if not url.startswith("postgresql"):
         yield
         return
@@ -110,16 +112,10 @@ def _one_at_a_time(url: str):
 
     engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql(f"SET lock_timeout = '{LOCK_SECONDS}s'")
-            connection.exec_driver_sql(f"SELECT pg_advisory_lock({LOCK_KEY})")
-            try:
-                yield
-            finally:
-                # Best effort: closing the connection (below) releases the lock too, and an error here must not
-                # hide the one that ended the block.
-                with suppress(Exception):
-                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+        with engine.connect() as connection, connection.begin():
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_SECONDS}s'")
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+            yield
     finally:
         engine.dispose()
 
