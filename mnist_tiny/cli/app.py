@@ -17,6 +17,7 @@ import typer
 from mnist_tiny.choices import Count, Device, Expect, ExportFormat, Optimizer, Scheduler, Sort, Split
 from mnist_tiny.cli.core import MODEL_HELP, _finite, _is_main_process, _parse_set, _print_json, app, command  # noqa: F401
 from mnist_tiny.errors import UserError
+from mnist_tiny.process_imports import collector_paused
 
 @app.command()
 @command
@@ -42,12 +43,13 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON (no progress display)."),
 ) -> None:
     """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
-    from mnist_tiny.models.refs import is_registry_name
-    from mnist_tiny.settings import Settings, resolve_settings
-    from mnist_tiny.training.loop import train as run_training
-    from mnist_tiny.training.rundir import run_name
-    from mnist_tiny.training.signals import TrainingInterrupted
-    from mnist_tiny.ui import render
+    with collector_paused():  # torch comes in with these
+        from mnist_tiny.models.refs import is_registry_name
+        from mnist_tiny.settings import Settings, resolve_settings
+        from mnist_tiny.training.loop import train as run_training
+        from mnist_tiny.training.rundir import run_name
+        from mnist_tiny.training.signals import TrainingInterrupted
+        from mnist_tiny.ui import render
 
     named = {"model": model, "recipe": recipe, "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
              "scheduler": scheduler, "weight_decay": weight_decay, "seed": seed, "val_size": val_size,
@@ -272,8 +274,9 @@ def eval_(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix of a model on MNIST."""
-    from mnist_tiny.evaluation.report import run_eval
-    from mnist_tiny.settings import resolve_settings
+    with collector_paused():  # torch comes in with these
+        from mnist_tiny.evaluation.report import run_eval
+        from mnist_tiny.settings import resolve_settings
 
     settings = resolve_settings({"data_dir": data_dir, "device": device}, config, sets=_parse_set(set_),
                                 with_recipe=False)
@@ -300,8 +303,9 @@ def params(
     """Per-layer table: shapes, parameters, MACs, receptive field, and the course rules.
 
     The rules are judged on what the model computes in a training-mode forward pass."""
-    from mnist_tiny.course.project import model_summary
-    from mnist_tiny.inspection.rules import check_rules
+    with collector_paused():  # torch comes in with these
+        from mnist_tiny.course.project import model_summary
+        from mnist_tiny.inspection.rules import check_rules
 
     summary, _ = model_summary(model, checkpoint)
 
@@ -364,10 +368,11 @@ def export(
     """Write a model as ONNX (N×1×28×28 in [0, 1] → N×10 logits) and check it on the 10,000 test images."""
     if out.exists():
         raise UserError(f"--out {out}: exists; choose a new file (nothing is overwritten)", 2)
-    from mnist_tiny.data.mnist import load_mnist
-    from mnist_tiny.embed.export import export_onnx, verify
-    from mnist_tiny.models.registry import count_params
-    from mnist_tiny.settings import resolve_settings
+    with collector_paused():  # torch comes in with these
+        from mnist_tiny.data.mnist import load_mnist
+        from mnist_tiny.embed.export import export_onnx, verify
+        from mnist_tiny.models.registry import count_params
+        from mnist_tiny.settings import resolve_settings
 
     settings = resolve_settings({"data_dir": data_dir}, with_recipe=False)
     test = load_mnist(settings.data_dir, settings.download, settings.mirror)["test"]  # before writing anything
@@ -526,8 +531,9 @@ def bench(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Training and inference images/s on this machine; with --baseline, the speed-up over the classic pipeline."""
-    from mnist_tiny.settings import resolve_settings
-    from mnist_tiny.training.bench import bench as run_bench
+    with collector_paused():  # torch comes in with these
+        from mnist_tiny.settings import resolve_settings
+        from mnist_tiny.training.bench import bench as run_bench
 
     settings = resolve_settings({"model": model, "batch_size": batch_size, "data_dir": data_dir, "device": device})
     result = run_bench(settings, images, baseline, runs)

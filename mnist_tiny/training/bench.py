@@ -17,22 +17,28 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any
 
-import torch
-import torch.nn.functional as F
+from mnist_tiny.process_imports import collector_paused
 
-from mnist_tiny.data.mnist import load_mnist
-from mnist_tiny.device import resolve_device
-from mnist_tiny.errors import UserError
-from mnist_tiny.evaluation.metrics import logits_for
-from mnist_tiny.fast import inference_copy
-from mnist_tiny.models.refs import model_for
-from mnist_tiny.models.registry import count_params
-from mnist_tiny.parallel.distributed import World, barrier, local_processes, solo_threads
-from mnist_tiny.parallel.policy import planned_processes, threads_per_process
-from mnist_tiny.settings import Settings
-from mnist_tiny.training.loop import Run, model_source
+# A process of our pipeline (`python -m mnist_tiny.training.bench fast …`) imports torch as `mnist-tiny` does, with
+# the cycle collector paused; the classic pipeline's process imports as a plain script does.
+with collector_paused() if __name__ == "__main__" and sys.argv[1:2] == ["fast"] else nullcontext():
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_tiny.data.mnist import load_mnist
+    from mnist_tiny.device import resolve_device
+    from mnist_tiny.errors import UserError
+    from mnist_tiny.evaluation.metrics import logits_for
+    from mnist_tiny.fast import inference_copy
+    from mnist_tiny.models.refs import model_for
+    from mnist_tiny.models.registry import count_params
+    from mnist_tiny.parallel.distributed import World, barrier, local_processes, solo_threads
+    from mnist_tiny.parallel.policy import planned_processes, threads_per_process
+    from mnist_tiny.settings import Settings
+    from mnist_tiny.training.loop import Run, model_source
 
 
 def _sync(device: torch.device) -> None:
