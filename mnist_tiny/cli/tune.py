@@ -10,7 +10,6 @@ import typer
 
 from mnist_tiny.cli.core import MODEL_HELP, _parse_set, _print_json, app, command
 from mnist_tiny.errors import UserError
-from mnist_tiny.process_imports import collector_paused
 
 
 @app.command()
@@ -38,15 +37,13 @@ def tune(
 ) -> None:
     """Search a training recipe on validation with Optuna: every trial an ordinary run, pruned when it trails,
     the test set never read; best.toml trains the winner (`train --config`)."""
-    with collector_paused():  # torch comes in with the training loop, which every trial runs
-        from mnist_tiny.models.registry import DEFAULT_MODEL
-        from mnist_tiny.settings import resolve_settings
-        from mnist_tiny.training import rundir
-        from mnist_tiny.tuning.search import (best_of, mask, objective_for, open_study, optimize, run_workers,
-                                              runner_settings, trial_rows, write_best_toml)
-        from mnist_tiny.tuning.space import load_space
-        from mnist_tiny.ui import render
-        import mnist_tiny.training.loop  # noqa: F401
+    from mnist_tiny.models.registry import DEFAULT_MODEL
+    from mnist_tiny.settings import resolve_settings
+    from mnist_tiny.training import rundir
+    from mnist_tiny.tuning.search import (best_of, mask, objective_for, open_study, optimize, run_workers,
+                                          runner_settings, trial_rows, write_best_toml)
+    from mnist_tiny.tuning.space import load_space
+    from mnist_tiny.ui import render
 
     if pruner not in ("median", "halving"):
         raise UserError(f"--pruner {pruner!r}: median or halving", 2)
