@@ -17,7 +17,7 @@ import typer
 from mnist_tiny.choices import Count, Device, Expect, ExportFormat, Optimizer, Scheduler, Sort, Split
 from mnist_tiny.cli.core import MODEL_HELP, _finite, _is_main_process, _parse_set, _print_json, app, command  # noqa: F401
 from mnist_tiny.errors import UserError
-from mnist_tiny.process_imports import collector_paused
+from mnist_tiny.process_imports import importing_torch
 
 @app.command()
 @command
@@ -43,7 +43,7 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON (no progress display)."),
 ) -> None:
     """Train a model; writes best.pt, last.pt, metrics.jsonl, settings.json and curves.png to a run directory."""
-    with collector_paused():  # torch comes in with these
+    with importing_torch():  # torch comes in with these
         from mnist_tiny.models.refs import is_registry_name
         from mnist_tiny.settings import Settings, resolve_settings
         from mnist_tiny.training.loop import train as run_training
@@ -274,7 +274,7 @@ def eval_(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Accuracy, loss, per-class precision/recall/F1 and the confusion matrix of a model on MNIST."""
-    with collector_paused():  # torch comes in with these
+    with importing_torch():  # torch comes in with these
         from mnist_tiny.evaluation.report import run_eval
         from mnist_tiny.settings import resolve_settings
 
@@ -303,7 +303,7 @@ def params(
     """Per-layer table: shapes, parameters, MACs, receptive field, and the course rules.
 
     The rules are judged on what the model computes in a training-mode forward pass."""
-    with collector_paused():  # torch comes in with these
+    with importing_torch():  # torch comes in with these
         from mnist_tiny.course.project import model_summary
         from mnist_tiny.inspection.rules import check_rules
 
@@ -368,7 +368,7 @@ def export(
     """Write a model as ONNX (N×1×28×28 in [0, 1] → N×10 logits) and check it on the 10,000 test images."""
     if out.exists():
         raise UserError(f"--out {out}: exists; choose a new file (nothing is overwritten)", 2)
-    with collector_paused():  # torch comes in with these
+    with importing_torch():  # torch comes in with these
         from mnist_tiny.data.mnist import load_mnist
         from mnist_tiny.embed.export import export_onnx, verify
         from mnist_tiny.models.registry import count_params
@@ -531,7 +531,7 @@ def bench(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Training and inference images/s on this machine; with --baseline, the speed-up over the classic pipeline."""
-    with collector_paused():  # torch comes in with these
+    with importing_torch():  # torch comes in with these
         from mnist_tiny.settings import resolve_settings
         from mnist_tiny.training.bench import bench as run_bench
 

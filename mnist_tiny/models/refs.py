@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from mnist_tiny.errors import UserError
 from mnist_tiny.models.registry import DEFAULT_MODEL, ModelSpec, registered
+from mnist_tiny.process_imports import torch_complete
 
 ENTRY_POINT_GROUP = "mnist_tiny.models"
 SCALINGS = ("unit", "mnist")
@@ -163,6 +164,7 @@ def _module_file(target: str) -> Path | None:
 
 
 def _from_plugin(name: str, entry_point) -> ModelSource:
+    torch_complete()
     try:
         obj = entry_point.load()
     except (Exception, SystemExit) as e:
@@ -199,6 +201,7 @@ def _exec_file(path: Path) -> tuple[types.ModuleType, str, str]:
     except SyntaxError as e:
         raise UserError(f"{label}:{e.lineno}: syntax error: {e.msg}; fix the file and run again", 2) from None
     name = f"mnist_tiny_user_{path.stem if path.stem.isidentifier() else 'model'}_{digest[:10]}"
+    torch_complete()
     module = types.ModuleType(name)
     module.__file__ = str(path.resolve())
     sys.modules[name] = module  # dataclasses, pickling helpers and typing look classes' modules up here
@@ -228,6 +231,7 @@ def _line_in(error: BaseException, filename: str) -> int | None:
 
 
 def _import(target: str) -> types.ModuleType:
+    torch_complete()
     try:
         return importlib.import_module(target)
     except SystemExit as e:

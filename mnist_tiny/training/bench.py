@@ -20,11 +20,11 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
-from mnist_tiny.process_imports import collector_paused
+from mnist_tiny.process_imports import importing_torch
 
-# A process of our pipeline (`python -m mnist_tiny.training.bench fast …`) imports torch as `mnist-tiny` does, with
-# the cycle collector paused; the classic pipeline's process imports as a plain script does.
-with collector_paused() if __name__ == "__main__" and sys.argv[1:2] == ["fast"] else nullcontext():
+# A process of our pipeline (`python -m mnist_tiny.training.bench fast …`) imports torch as `mnist-tiny` does (the
+# cycle collector paused, the meta kernels deferred); the classic pipeline's process imports as a plain script does.
+with importing_torch() if __name__ == "__main__" and sys.argv[1:2] == ["fast"] else nullcontext():
     import torch
     import torch.nn.functional as F
 

@@ -219,11 +219,11 @@ class PruningReporter:
 def objective_for(flags: dict[str, Any], sets: dict[str, Any], config: Path | None, space: dict, study_dir: Path,
                   runner: dict[str, Any]) -> Callable:
     """The function Optuna calls per trial: the trial's values over the fixed settings, one `train` run."""
-    from mnist_tiny.process_imports import collector_paused
+    from mnist_tiny.process_imports import importing_torch
     from mnist_tiny.settings import resolve_settings
     from mnist_tiny.tuning.space import suggest
 
-    with collector_paused():  # torch comes in here, in the process that trains (not a `--workers K` parent)
+    with importing_torch():  # torch comes in here, in the process that trains (not a `--workers K` parent)
         from mnist_tiny.training.loop import train as run_training
 
     def objective(trial) -> float:
