@@ -102,7 +102,7 @@ def _torch_version() -> str | None:
 
 @contextmanager
 def meta_kernels_deferred() -> Iterator[None]:
-    """Import torch in the block without `torch._meta_registrations` (about a quarter of `import torch`).
+    """Import torch in the block without `torch._meta_registrations` (what that saves: docs/performance.md).
 
     That module registers Python kernels for the Meta dispatch key only: shapes without data, which torch.compile,
     torch.export, FakeTensor and `device="meta"` use, and eager CPU or CUDA work never does. The first import of it,
