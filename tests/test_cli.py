@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 
 SCRIPT = shutil.which("mnist-tiny", path=str(Path(sys.executable).parent)) or shutil.which("mnist-tiny")
 
@@ -42,42 +40,6 @@ def test_training_does_not_import_torch_dynamo(tmp_path, mnist):
         capture_output=True, text=True, timeout=300)
     assert "NO-DYNAMO" in probe.stderr, probe.stderr[-2000:]
     assert (tmp_path / "run" / "summary.json").is_file()
-
-
-def test_torch_is_imported_with_the_cycle_collector_paused_and_the_collector_comes_back(mnist):
-    # Importing torch makes ~190k long-lived objects; left running, the collector walks them ~400 times (~0.1-0.2 s
-    # of every command's start-up, docs/performance.md). A fresh process, as a user's command starts.
-    probe = subprocess.run([sys.executable, "-c", (
-        "import gc, sys\nfrom mnist_tiny.cli.app import app\n"
-        "assert 'torch' not in sys.modules\n"
-        "before = sum(s['collections'] for s in gc.get_stats())\n"
-        "try:\n    app(['eval', '--model', 'tiny-2k', '--json'])\n"
-        "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "print('torch' in sys.modules, gc.isenabled(), sum(s['collections'] for s in gc.get_stats()) - before,"
-        " file=sys.stderr)")], capture_output=True, text=True, timeout=120)
-    loaded, enabled, collections = probe.stderr.strip().splitlines()[-1].split()
-    assert loaded == "True" and enabled == "True", probe.stderr[-2000:]
-    assert int(collections) < 150, collections  # 48 here; 428 with the collector running through the import
-
-
-def test_the_pause_restores_what_it_found():
-    import gc
-
-    from mnist_tiny.process_imports import collector_paused
-
-    assert gc.isenabled()
-    with pytest.raises(ImportError):
-        with collector_paused():
-            assert not gc.isenabled()
-            import mnist_tiny_no_such_module  # noqa: F401
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with collector_paused():
-            pass
-        assert not gc.isenabled()  # a process that runs without it keeps running without it
-    finally:
-        gc.enable()
 
 
 def test_python_dash_m_and_version():
