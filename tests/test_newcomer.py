@@ -130,6 +130,29 @@ def test_plots_import_matplotlib_only_when_drawing():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
+def test_params_keeps_every_layer_name_and_figure_whole_in_a_narrow_pipe():
+    """`params` at 80 and 60 columns, as the installed command prints it in a pipe: no name or figure cut short;
+    where the names do not fit beside the figures, the rows are numbered and the names listed below."""
+    summary = json.loads(subprocess.run([SCRIPT, "params", "--model", "fast-25k", "--json"], capture_output=True,
+                                        text=True, timeout=120).stdout)
+    for columns in ("80", "60"):
+        shown = subprocess.run([SCRIPT, "params", "--model", "fast-25k"], capture_output=True, text=True,
+                               env={**os.environ, "COLUMNS": columns}, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert "…" not in shown.stdout, shown.stdout
+        table = [line for line in shown.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+        assert len(table) == len(summary["layers"]) + 4 and max(map(len, table)) <= int(columns), shown.stdout
+        for k, layer in enumerate(summary["layers"], 1):
+            shape = "×".join(map(str, layer["output_shape"]))
+            row = table[2 + k]  # after the top border, the header and its rule
+            assert f" {shape} " in row and (layer["name"] in row or f"#{k} " in row), (row, layer)
+            if layer["name"] not in row:
+                assert f"#{k} {layer['name']} · {layer['type']}" in shown.stdout.splitlines(), shown.stdout
+            if layer["macs"]:
+                assert f" {layer['macs']:,} " in row, (row, layer)
+    assert "#1 normalize · Normalize" in shown.stdout  # 60 columns: the numbered layout
+
+
 def test_narrow_terminals_keep_every_name_and_figure_whole(tmp_path, trained_run):
     """`runs` at 80 and 60 columns, as the installed command prints it: every run's name and figures whole (rows
     numbered and names listed below when they do not fit); `eval … | head -2` keeps the accuracy; help at 80

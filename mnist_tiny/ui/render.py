@@ -329,13 +329,35 @@ def eval_report(result: dict[str, Any]) -> None:
 
 
 def params_table(summary: dict[str, Any], broken: list[str]) -> None:
-    table = Table(title=f"{summary['model']} · layers for a 1×28×28 input", title_justify="left")
-    for name, justify in (("layer", "left"), ("type", "left"), ("output", "right"), ("params", "right"),
-                          ("MACs", "right"), ("RF", "right"), ("jump", "right")):
-        table.add_column(name, justify=justify)
-    for layer in summary["layers"]:
+    """One row per layer. Every name and figure is shown whole: when the layers' names and types do not fit beside
+    the figures, the rows are numbered and the names listed below the table, one a line."""
+    from rich.measure import Measurement
+
+    unbounded = console.options.update(width=1 << 16)  # what the table needs, not what the terminal allows
+    for numbered in (False, True):
+        table = _params_grid(summary, numbered)
+        if Measurement.get(console, unbounded, table).maximum <= console.width:
+            break
+    console.print(table)
+    if numbered:
+        for k, layer in enumerate(summary["layers"], 1):
+            console.print(f"[bold]#{k}[/] {escape(layer['name'])} · {escape(layer['type'])}", highlight=False,
+                          soft_wrap=True)
+    rules_lines(summary["rules"])
+    for problem in broken:
+        err_console.print(f"[bold red]rule broken:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+def _params_grid(summary: dict[str, Any], numbered: bool) -> Table:
+    table = Table(title=f"{escape(summary['model'])} · layers for a 1×28×28 input", title_justify="left")
+    names = (("#", "left"),) if numbered else (("layer", "left"), ("type", "left"))
+    for name, justify in (*names, ("output", "right"), ("params", "right"), ("MACs", "right"), ("RF", "right"),
+                          ("jump", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    for k, layer in enumerate(summary["layers"], 1):
         shape = "×".join(map(str, layer["output_shape"] or []))
-        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}" if layer["params"] else "[dim]·[/]",
+        first = [f"#{k}"] if numbered else [escape(layer["name"]), escape(layer["type"])]
+        table.add_row(*first, shape, f"{layer['params']:,}" if layer["params"] else "[dim]·[/]",
                       f"{layer['macs']:,}" if layer["macs"] else "[dim]·[/]", str(layer["rf"]["size"]),
                       str(layer["rf"]["jump"]))
     counts = summary["params"]
@@ -343,10 +365,7 @@ def params_table(summary: dict[str, Any], broken: list[str]) -> None:
                      f"with BatchNorm statistics) · {summary['macs']:,} MACs · receptive field "
                      f"{summary['receptive_field']}")
     table.caption_justify = "left"
-    console.print(table)
-    rules_lines(summary["rules"])
-    for problem in broken:
-        err_console.print(f"[bold red]rule broken:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    return table
 
 
 def rules_lines(rules: dict[str, dict[str, Any]]) -> None:
